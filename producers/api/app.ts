@@ -1,0 +1,136 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify';
+import type { Redis } from 'ioredis';
+import type { PrismaClient } from '../../shared/db/client.js';
+import { WebhookError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
+import { withTimeout, type Queues } from '../../shared/queues.js';
+import type { Publisher } from '../publish.js';
+import type { ReceiverService } from '../receivers.js';
+import { registerEventRoutes } from './routes/events.js';
+import { registerReceiverRoutes } from './routes/receivers.js';
+
+export interface ApiDependencies {
+  prisma: PrismaClient;
+  redis: Redis;
+  queues: Queues;
+  publisher: Publisher;
+  receivers: ReceiverService;
+  logger: Logger;
+  /** Bearer token required on /v1 routes; empty turns the check off. */
+  apiToken: string;
+  maxPayloadBytes: number;
+  bullBoardPath: string;
+}
+
+/** Room for the event envelope around the data in a request body. */
+const ENVELOPE_ALLOWANCE_BYTES = 4_096;
+
+function sameToken(given: string, expected: string): boolean {
+  // Hashing first gives equal lengths, which timingSafeEqual requires, so
+  // the comparison time does not reveal the token's length either.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+function errorBody(code: string, message: string, requestId: string) {
+  return { error: { code, message, request_id: requestId } };
+}
+
+/** Builds the HTTP API with its routes, health check and Bull Board. */
+export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.maxPayloadBytes + ENVELOPE_ALLOWANCE_BYTES,
+    // Fastify sets no request timeout by default; a client that trickles
+    // its body must not hold a connection open without limit.
+    requestTimeout: 30_000,
+    connectionTimeout: 60_000,
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof WebhookError) {
+      return reply
+        .code(error.statusCode)
+        .send(errorBody(error.code, error.message, request.id));
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send(
+        errorBody(
+          'payload_too_large',
+          `request body must be at most ${deps.maxPayloadBytes + ENVELOPE_ALLOWANCE_BYTES} bytes (MAX_PAYLOAD_BYTES of data plus ${ENVELOPE_ALLOWANCE_BYTES} for the envelope)`,
+          request.id,
+        ),
+      );
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply.code(415).send(
+        errorBody('unsupported_media_type', 'Content-Type must be application/json', request.id),
+      );
+    }
+    if (error.statusCode !== undefined && error.statusCode < 500) {
+      return reply
+        .code(error.statusCode)
+        .send(errorBody('invalid_request', `body: ${error.message}`, request.id));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply
+      .code(500)
+      .send(errorBody('internal_error', 'internal error; see the server log', request.id));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    reply
+      .code(404)
+      .send(errorBody('not_found', `no route for ${request.method} ${request.url}`, request.id)),
+  );
+
+  if (deps.apiToken !== '') {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.url.startsWith('/v1/')) return;
+      const header = request.headers.authorization ?? '';
+      const token = header.startsWith('Bearer ') ? header.slice(7) : '';
+      if (token === '' || !sameToken(token, deps.apiToken)) {
+        return reply
+          .code(401)
+          .send(errorBody('unauthorized', 'missing or invalid "Authorization: Bearer <API_TOKEN>" header', request.id));
+      }
+    });
+  }
+
+  app.get('/health', async (_request, reply) => {
+    const [postgres, redis] = await Promise.all([
+      withTimeout(deps.prisma.$queryRaw`SELECT 1`, 1_000, 'postgres')
+        .then(() => 'ok')
+        .catch(() => 'down'),
+      withTimeout(deps.redis.ping(), 1_000, 'redis')
+        .then(() => 'ok')
+        .catch(() => 'down'),
+    ]);
+    const healthy = postgres === 'ok' && redis === 'ok';
+    return reply.code(healthy ? 200 : 503).send({ postgres, redis });
+  });
+
+  registerEventRoutes(app, deps);
+  registerReceiverRoutes(app, deps);
+
+  const board = new FastifyAdapter();
+  board.setBasePath(deps.bullBoardPath);
+  createBullBoard({
+    queues: [
+      new BullMQAdapter(deps.queues.dispatch),
+      new BullMQAdapter(deps.queues.delivery),
+    ],
+    serverAdapter: board,
+  });
+  await app.register(board.registerPlugin(), { prefix: deps.bullBoardPath });
+
+  return app;
+}

@@ -1,0 +1,83 @@
+import type { PrismaClient } from '../../shared/db/client.js';
+import { NotFoundError } from '../../shared/errors.js';
+
+/** An event as the API shows it. */
+export interface EventView {
+  id: string;
+  event_class: string;
+  data: unknown;
+  time_created: string;
+  time_dispatched: string | null;
+  num_dispatched: number;
+}
+
+export interface AttemptView {
+  attempt: number;
+  result: string;
+  response_status: number | null;
+  response_duration_ms: number | null;
+  unreachable_reason: string | null;
+  time_created: string;
+}
+
+export interface DeliveryView {
+  id: string;
+  event_id: string;
+  rx_id: string;
+  triggered_by: string;
+  state: string;
+  attempts: number;
+  failure_reason: string | null;
+  time_created: string;
+  time_completed: string | null;
+  attempt_log: AttemptView[];
+}
+
+export async function getEvent(
+  prisma: PrismaClient,
+  id: string,
+): Promise<EventView> {
+  const row = await prisma.webhookEvent.findUnique({ where: { id } });
+  if (!row) throw new NotFoundError('event', id);
+  return {
+    id: row.id,
+    event_class: row.eventClass,
+    data: JSON.parse(row.event),
+    time_created: row.timeCreated.toISOString(),
+    time_dispatched: row.timeDispatched?.toISOString() ?? null,
+    num_dispatched: row.numDispatched,
+  };
+}
+
+/** Lists an event's deliveries, oldest first, each with its attempts. */
+export async function listEventDeliveries(
+  prisma: PrismaClient,
+  eventId: string,
+): Promise<DeliveryView[]> {
+  const exists = await prisma.webhookEvent.count({ where: { id: eventId } });
+  if (exists === 0) throw new NotFoundError('event', eventId);
+  const rows = await prisma.webhookDelivery.findMany({
+    where: { eventId },
+    orderBy: [{ timeCreated: 'asc' }, { id: 'asc' }],
+    include: { attemptRows: { orderBy: { attempt: 'asc' } } },
+  });
+  return rows.map((row) => ({
+    id: row.id,
+    event_id: row.eventId,
+    rx_id: row.rxId,
+    triggered_by: row.triggeredBy,
+    state: row.state,
+    attempts: row.attempts,
+    failure_reason: row.failureReason,
+    time_created: row.timeCreated.toISOString(),
+    time_completed: row.timeCompleted?.toISOString() ?? null,
+    attempt_log: row.attemptRows.map((attempt) => ({
+      attempt: attempt.attempt,
+      result: attempt.result,
+      response_status: attempt.responseStatus,
+      response_duration_ms: attempt.responseDuration,
+      unreachable_reason: attempt.unreachableReason,
+      time_created: attempt.timeCreated.toISOString(),
+    })),
+  }));
+}

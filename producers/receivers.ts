@@ -1,0 +1,329 @@
+import { randomUUID } from 'node:crypto';
+import { Prisma, type PrismaClient } from '../shared/db/client.js';
+import { assertEndpoint } from '../shared/endpoint.js';
+import {
+  ConflictError,
+  NotFoundError,
+  ValidationError,
+} from '../shared/errors.js';
+import { compilePattern, type CompiledPattern } from '../shared/event-class.js';
+import { assertUuid } from '../shared/ids.js';
+import type { NetworkGuard } from '../shared/network-guard.js';
+import { decodeSecret, generateSecret } from '../shared/signing.js';
+
+export const MAX_NAME_LENGTH = 128;
+export const MAX_DESCRIPTION_LENGTH = 1024;
+export const MAX_SUBSCRIPTIONS = 100;
+
+export interface CreateReceiverInput {
+  name: string;
+  description?: string;
+  endpoint: string;
+  subscriptions: string[];
+  /** A `whsec_` secret; one is generated when absent. */
+  secret?: string;
+}
+
+export interface UpdateReceiverInput {
+  name?: string;
+  description?: string;
+  endpoint?: string;
+  /** Replaces every subscription when given. */
+  subscriptions?: string[];
+}
+
+/** A receiver as the API shows it; secret values are never part of it. */
+export interface ReceiverView {
+  id: string;
+  name: string;
+  description: string;
+  endpoint: string;
+  subscriptions: string[];
+  secrets: { id: string; time_created: string }[];
+  time_created: string;
+  time_modified: string;
+}
+
+const receiverInclude = {
+  subscriptions: { orderBy: { eventClass: 'asc' } },
+  secrets: { where: { timeDeleted: null }, orderBy: { timeCreated: 'asc' } },
+} satisfies Prisma.WebhookRxInclude;
+
+type ReceiverRow = Prisma.WebhookRxGetPayload<{ include: typeof receiverInclude }>;
+
+function toView(row: ReceiverRow): ReceiverView {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    endpoint: row.endpoint,
+    subscriptions: row.subscriptions.map((s) => s.eventClass),
+    secrets: row.secrets.map((s) => ({
+      id: s.id,
+      time_created: s.timeCreated.toISOString(),
+    })),
+    time_created: row.timeCreated.toISOString(),
+    time_modified: row.timeModified.toISOString(),
+  };
+}
+
+function assertName(value: unknown): string {
+  if (
+    typeof value !== 'string' ||
+    !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(value) ||
+    value.length > MAX_NAME_LENGTH
+  ) {
+    throw new ValidationError(
+      'name',
+      `must be 1 to ${MAX_NAME_LENGTH} letters, digits, "_", "." or "-", starting with a letter or digit, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function assertDescription(value: unknown): string {
+  if (typeof value !== 'string' || value.length > MAX_DESCRIPTION_LENGTH) {
+    throw new ValidationError(
+      'description',
+      `must be a string of at most ${MAX_DESCRIPTION_LENGTH} characters`,
+    );
+  }
+  return value;
+}
+
+function compileSubscriptions(value: unknown): CompiledPattern[] {
+  if (!Array.isArray(value)) {
+    throw new ValidationError(
+      'subscriptions',
+      'must be an array of event classes or glob patterns such as ["github.push.*"]',
+    );
+  }
+  if (value.length > MAX_SUBSCRIPTIONS) {
+    throw new ValidationError(
+      'subscriptions',
+      `must have at most ${MAX_SUBSCRIPTIONS} entries, got ${value.length}`,
+    );
+  }
+  const patterns = value.map((item, index) =>
+    compilePattern(item, `subscriptions[${index}]`),
+  );
+  const unique = new Map(patterns.map((p) => [p.pattern, p]));
+  return [...unique.values()];
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (
+    error instanceof Prisma.PrismaClientKnownRequestError &&
+    error.code === 'P2002'
+  );
+}
+
+/** Creates, changes and deletes receivers with their subscriptions and secrets. */
+export class ReceiverService {
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly guard: NetworkGuard,
+  ) {}
+
+  /** Creates a receiver; the returned secret is shown this once only. */
+  async create(input: CreateReceiverInput) {
+    const name = assertName(input.name);
+    const description = assertDescription(input.description ?? '');
+    const endpoint = assertEndpoint(input.endpoint, this.guard);
+    const patterns = compileSubscriptions(input.subscriptions);
+    const secret = input.secret ?? generateSecret();
+    decodeSecret(secret, 'secret');
+
+    const id = randomUUID();
+    const now = new Date();
+    try {
+      const row = await this.prisma.webhookRx.create({
+        data: {
+          id,
+          name,
+          description,
+          endpoint,
+          timeCreated: now,
+          timeModified: now,
+          secrets: {
+            create: {
+              id: randomUUID(),
+              secret,
+              timeCreated: now,
+              timeModified: now,
+            },
+          },
+          subscriptions: {
+            create: patterns.map((p) => ({
+              eventClass: p.pattern,
+              isGlob: p.isGlob,
+              eventClassRegex: p.regex,
+              timeCreated: now,
+            })),
+          },
+        },
+        include: receiverInclude,
+      });
+      return { receiver: toView(row), secret };
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new ConflictError(`a receiver named "${name}" already exists`);
+      }
+      throw error;
+    }
+  }
+
+  async list(options: { limit?: number; after?: string } = {}) {
+    const limit = options.limit ?? 100;
+    const rows = await this.prisma.webhookRx.findMany({
+      where: {
+        timeDeleted: null,
+        ...(options.after ? { id: { gt: assertUuid(options.after, 'after') } } : {}),
+      },
+      orderBy: { id: 'asc' },
+      take: limit,
+      include: receiverInclude,
+    });
+    return rows.map(toView);
+  }
+
+  async get(idOrName: string): Promise<ReceiverView> {
+    return toView(await this.findLive(idOrName));
+  }
+
+  async update(idOrName: string, input: UpdateReceiverInput) {
+    const current = await this.findLive(idOrName);
+    const name = input.name === undefined ? undefined : assertName(input.name);
+    const description =
+      input.description === undefined
+        ? undefined
+        : assertDescription(input.description);
+    const endpoint =
+      input.endpoint === undefined
+        ? undefined
+        : assertEndpoint(input.endpoint, this.guard);
+    const patterns =
+      input.subscriptions === undefined
+        ? undefined
+        : compileSubscriptions(input.subscriptions);
+    const now = new Date();
+    try {
+      const row = await this.prisma.$transaction(async (tx) => {
+        if (patterns !== undefined) {
+          await tx.webhookRxSubscription.deleteMany({ where: { rxId: current.id } });
+          await tx.webhookRxSubscription.createMany({
+            data: patterns.map((p) => ({
+              rxId: current.id,
+              eventClass: p.pattern,
+              isGlob: p.isGlob,
+              eventClassRegex: p.regex,
+              timeCreated: now,
+            })),
+          });
+        }
+        return tx.webhookRx.update({
+          where: { id: current.id },
+          data: {
+            name,
+            description,
+            endpoint,
+            timeModified: now,
+            ...(patterns !== undefined
+              ? { subscriptionGen: { increment: 1 } }
+              : {}),
+          },
+          include: receiverInclude,
+        });
+      });
+      return toView(row);
+    } catch (error) {
+      if (isUniqueViolation(error)) {
+        throw new ConflictError(`a receiver named "${name}" already exists`);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Soft-deletes a receiver: it gets no new deliveries, its pending ones end
+   * without a request, and its delivery history stays readable.
+   */
+  async delete(idOrName: string): Promise<void> {
+    const current = await this.findLive(idOrName);
+    const now = new Date();
+    await this.prisma.$transaction([
+      this.prisma.webhookRx.update({
+        where: { id: current.id },
+        data: { timeDeleted: now, timeModified: now },
+      }),
+      this.prisma.webhookSecret.updateMany({
+        where: { rxId: current.id, timeDeleted: null },
+        data: { timeDeleted: now, timeModified: now },
+      }),
+    ]);
+  }
+
+  /** Adds a signing secret; every live secret signs every request. */
+  async addSecret(idOrName: string, secret?: string) {
+    const current = await this.findLive(idOrName);
+    const value = secret ?? generateSecret();
+    decodeSecret(value, 'secret');
+    const now = new Date();
+    const id = randomUUID();
+    await this.prisma.$transaction([
+      this.prisma.webhookSecret.create({
+        data: { id, rxId: current.id, secret: value, timeCreated: now, timeModified: now },
+      }),
+      this.prisma.webhookRx.update({
+        where: { id: current.id },
+        data: { secretGen: { increment: 1 }, timeModified: now },
+      }),
+    ]);
+    return { id, secret: value, time_created: now.toISOString() };
+  }
+
+  /** Deletes a secret unless it is the receiver's last live one. */
+  async deleteSecret(idOrName: string, secretId: string): Promise<void> {
+    const current = await this.findLive(idOrName);
+    const id = assertUuid(secretId, 'secret_id');
+    const now = new Date();
+    await this.prisma.$transaction(async (tx) => {
+      // Locking the receiver row serializes concurrent deletions, so two of
+      // them cannot each see a second secret and remove both.
+      await tx.$queryRaw`SELECT 1 FROM webhook_rx WHERE id = ${current.id}::uuid FOR UPDATE`;
+      const live = await tx.webhookSecret.findMany({
+        where: { rxId: current.id, timeDeleted: null },
+        select: { id: true },
+      });
+      if (!live.some((s) => s.id === id)) throw new NotFoundError('secret', id);
+      if (live.length === 1) {
+        throw new ConflictError(
+          `secret "${id}" is the last secret of receiver "${current.name}"; add a new secret before deleting it`,
+        );
+      }
+      await tx.webhookSecret.update({
+        where: { id },
+        data: { timeDeleted: now, timeModified: now },
+      });
+      await tx.webhookRx.update({
+        where: { id: current.id },
+        data: { secretGen: { increment: 1 }, timeModified: now },
+      });
+    });
+  }
+
+  private async findLive(idOrName: string): Promise<ReceiverRow> {
+    if (typeof idOrName !== 'string' || idOrName === '') {
+      throw new ValidationError('receiver', 'must be a receiver id or name');
+    }
+    const byId = /^[0-9a-f-]{36}$/i.test(idOrName);
+    const row = await this.prisma.webhookRx.findFirst({
+      where: byId
+        ? { id: idOrName.toLowerCase(), timeDeleted: null }
+        : { name: idOrName, timeDeleted: null },
+      include: receiverInclude,
+    });
+    if (!row) throw new NotFoundError('receiver', idOrName);
+    return row;
+  }
+}

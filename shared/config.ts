@@ -1,0 +1,214 @@
+import { BlockList, isIP } from 'node:net';
+
+/** Settings of every role, resolved once at start-up from the environment. */
+export interface Config {
+  readonly databaseUrl: string;
+  /** Maximum PostgreSQL connections that one process opens. */
+  readonly databasePoolMax: number;
+  readonly redisUrl: string;
+  /** Prefix of every BullMQ key, so that several installs share one Redis. */
+  readonly queuePrefix: string;
+  /** Delay before each retry, in ms; the budget is its length plus 1 attempts. */
+  readonly retryScheduleMs: readonly number[];
+  /** Fraction of each retry delay added or removed at random (0.2 is ±20%). */
+  readonly retryJitter: number;
+  readonly connectTimeoutMs: number;
+  /** Limit of one HTTP attempt: connect, headers and body together. */
+  readonly attemptTimeoutMs: number;
+  /** How long a worker's claim on a delivery stays valid without a result. */
+  readonly leaseTimeoutMs: number;
+  readonly dispatchConcurrency: number;
+  readonly deliveryConcurrency: number;
+  readonly apiHost: string;
+  readonly apiPort: number;
+  /** Bearer token that the API requires; empty turns authentication off. */
+  readonly apiToken: string;
+  /** Maximum size of an event's data serialized as JSON, in bytes. */
+  readonly maxPayloadBytes: number;
+  /** Maximum bytes of a receiver's response body kept on the attempt row. */
+  readonly responseBodyLimitBytes: number;
+  readonly sweepIntervalMs: number;
+  /** Age after which the sweeper re-enqueues an event or delivery. */
+  readonly sweepGraceMs: number;
+  readonly shutdownGraceMs: number;
+  /** Networks that deliveries may reach although they are private. */
+  readonly allowedPrivateNetworks: readonly string[];
+  readonly bullBoardPath: string;
+  readonly logLevel: string;
+}
+
+/** A setting that is invalid; the message names the variable and the rule. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * The Standard Webhooks recommendation, which Svix follows: a first try at
+ * once, then retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h.
+ */
+export const DEFAULT_RETRY_SCHEDULE_MS = [
+  5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
+];
+
+type Env = Record<string, string | undefined>;
+
+function readString(env: Env, name: string, fallback: string): string {
+  const value = env[name];
+  return value === undefined || value === '' ? fallback : value;
+}
+
+function readInteger(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  }
+  const value = Number(raw.trim());
+  if (value < min || value > max) {
+    throw new ConfigError(
+      name,
+      `must be between ${min} and ${max}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function readUrl(env: Env, name: string, fallback: string, schemes: string[]) {
+  const value = readString(env, name, fallback);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(name, `must be a URL, got "${value}"`);
+  }
+  if (!schemes.includes(url.protocol)) {
+    throw new ConfigError(
+      name,
+      `must use ${schemes.join(' or ')}, got "${url.protocol}"`,
+    );
+  }
+  return value;
+}
+
+function readRetrySchedule(env: Env): number[] {
+  const name = 'RETRY_SCHEDULE_MS';
+  const raw = env[name];
+  if (raw === undefined) return [...DEFAULT_RETRY_SCHEDULE_MS];
+  if (raw.trim() === '') return [];
+  return raw.split(',').map((part) => {
+    const text = part.trim();
+    if (!/^\d+$/.test(text)) {
+      throw new ConfigError(
+        name,
+        `must be comma-separated delays in ms such as "1000,5000", got "${raw}"`,
+      );
+    }
+    return Number(text);
+  });
+}
+
+function readNetworks(env: Env): string[] {
+  const name = 'ALLOWED_PRIVATE_NETWORKS';
+  const raw = env[name] ?? '';
+  const networks = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+  for (const network of networks) {
+    const [address, prefix] = network.split('/');
+    const family = isIP(address ?? '');
+    const bits = Number(prefix);
+    const maxBits = family === 6 ? 128 : 32;
+    if (
+      family === 0 ||
+      prefix === undefined ||
+      !Number.isInteger(bits) ||
+      bits < 0 ||
+      bits > maxBits
+    ) {
+      throw new ConfigError(
+        name,
+        `must be comma-separated CIDRs such as "127.0.0.0/8,::1/128", got "${network}"`,
+      );
+    }
+    // BlockList rejects some forms that the pattern above accepts.
+    new BlockList().addSubnet(address!, bits, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return networks;
+}
+
+/** Reads and checks every setting; throws ConfigError on the first bad one. */
+export function loadConfig(env: Env = process.env): Config {
+  const attemptTimeoutMs = readInteger(env, 'ATTEMPT_TIMEOUT_MS', 30_000, 1);
+  const queuePrefix = readString(env, 'QUEUE_PREFIX', 'whk');
+  if (!/^[A-Za-z0-9_{}:-]+$/.test(queuePrefix)) {
+    throw new ConfigError(
+      'QUEUE_PREFIX',
+      `may contain only letters, digits, "_", "-", ":", "{" and "}", got "${queuePrefix}"`,
+    );
+  }
+  const retryJitterPercent = readInteger(env, 'RETRY_JITTER_PERCENT', 20, 0, 100);
+  const bullBoardPath = readString(env, 'BULL_BOARD_PATH', '/admin/queues');
+  if (!/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/.test(bullBoardPath)) {
+    throw new ConfigError(
+      'BULL_BOARD_PATH',
+      `must be a path such as "/admin/queues", got "${bullBoardPath}"`,
+    );
+  }
+  const config: Config = {
+    databaseUrl: readUrl(
+      env,
+      'DATABASE_URL',
+      'postgresql://root@127.0.0.1:5432/webhooks',
+      ['postgresql:', 'postgres:'],
+    ),
+    databasePoolMax: readInteger(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
+    redisUrl: readUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', [
+      'redis:',
+      'rediss:',
+    ]),
+    queuePrefix,
+    retryScheduleMs: readRetrySchedule(env),
+    retryJitter: retryJitterPercent / 100,
+    connectTimeoutMs: readInteger(env, 'CONNECT_TIMEOUT_MS', 10_000, 1),
+    attemptTimeoutMs,
+    leaseTimeoutMs: readInteger(
+      env,
+      'LEASE_TIMEOUT_MS',
+      attemptTimeoutMs * 2,
+      attemptTimeoutMs + 1,
+    ),
+    dispatchConcurrency: readInteger(env, 'DISPATCH_CONCURRENCY', 10, 1, 10_000),
+    deliveryConcurrency: readInteger(env, 'DELIVERY_CONCURRENCY', 50, 1, 10_000),
+    apiHost: readString(env, 'API_HOST', '127.0.0.1'),
+    apiPort: readInteger(env, 'API_PORT', 3000, 0, 65_535),
+    apiToken: readString(env, 'API_TOKEN', ''),
+    maxPayloadBytes: readInteger(env, 'MAX_PAYLOAD_BYTES', 262_144, 2),
+    responseBodyLimitBytes: readInteger(
+      env,
+      'RESPONSE_BODY_LIMIT_BYTES',
+      65_536,
+      0,
+    ),
+    sweepIntervalMs: readInteger(env, 'SWEEP_INTERVAL_MS', 10_000, 100),
+    sweepGraceMs: readInteger(env, 'SWEEP_GRACE_MS', 10_000, 0),
+    shutdownGraceMs: readInteger(env, 'SHUTDOWN_GRACE_MS', 30_000, 0),
+    allowedPrivateNetworks: readNetworks(env),
+    bullBoardPath,
+    logLevel: readString(env, 'LOG_LEVEL', 'info'),
+  };
+  return Object.freeze(config);
+}

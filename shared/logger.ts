@@ -1,0 +1,20 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/**
+ * Creates the JSON logger of one process. Child loggers add the event,
+ * delivery and receiver ids to every line that concerns them.
+ */
+export function createLogger(role: string, level = 'info'): Logger {
+  return pino({
+    level,
+    base: { role, pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Secrets and tokens must never reach a log line, whatever logs them.
+    redact: {
+      paths: ['secret', '*.secret', 'secrets', 'authorization', '*.authorization'],
+      censor: '[redacted]',
+    },
+  });
+}

@@ -1,0 +1,102 @@
+import { ValidationError } from './errors.js';
+
+/**
+ * Serializes event data to JSON text after checking that every value
+ * survives the trip unchanged. JSON.stringify would throw on a BigInt and
+ * silently turn NaN, functions and undefined into null or nothing; integers
+ * past 2^53 would already have been rounded by JSON.parse.
+ */
+export function serializeEventData(
+  data: unknown,
+  maxBytes: number,
+  field = 'data',
+): string {
+  assertJsonValue(data, field, new Set());
+  const text = JSON.stringify(data);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) {
+    throw new ValidationError(
+      field,
+      `must be at most ${maxBytes} bytes as JSON, got ${bytes} bytes`,
+    );
+  }
+  return text;
+}
+
+function assertJsonValue(value: unknown, path: string, seen: Set<object>) {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new ValidationError(path, `must be a finite number, got ${value}`);
+      }
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        throw new ValidationError(
+          path,
+          `integer ${value} cannot be kept exactly (the limit is ±${Number.MAX_SAFE_INTEGER}); send it as a string`,
+        );
+      }
+      return;
+    case 'bigint':
+      throw new ValidationError(
+        path,
+        'is a BigInt, which JSON cannot carry exactly; send it as a string',
+      );
+    case 'object':
+      break;
+    default:
+      throw new ValidationError(
+        path,
+        `must be a JSON value (object, array, string, number, boolean or null), got ${typeof value}`,
+      );
+  }
+  if (value === null) return;
+  if (seen.has(value)) {
+    throw new ValidationError(path, 'is a circular reference');
+  }
+  seen.add(value);
+  if (Array.isArray(value)) {
+    value.forEach((item, index) =>
+      assertJsonValue(item, `${path}[${index}]`, seen),
+    );
+  } else {
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) {
+      throw new ValidationError(
+        path,
+        `must be a plain object, got an instance of ${value.constructor?.name ?? 'an unknown class'}`,
+      );
+    }
+    for (const [key, item] of Object.entries(value)) {
+      assertJsonValue(item, `${path}.${key}`, seen);
+    }
+  }
+  seen.delete(value);
+}
+
+/** What a delivery's body is built from. */
+export interface EnvelopeFields {
+  readonly eventClass: string;
+  readonly eventId: string;
+  readonly deliveryId: string;
+  readonly timeCreated: Date;
+  /** The event data as stored: JSON text. */
+  readonly dataJson: string;
+}
+
+/**
+ * Builds the request body of a delivery. It depends only on stored fields,
+ * so every try of one delivery sends the same bytes; the stored data text is
+ * spliced in as it is.
+ */
+export function buildEnvelope(fields: EnvelopeFields): string {
+  return (
+    `{"event_class":${JSON.stringify(fields.eventClass)}` +
+    `,"event_id":${JSON.stringify(fields.eventId)}` +
+    `,"delivery_id":${JSON.stringify(fields.deliveryId)}` +
+    `,"timestamp":${JSON.stringify(fields.timeCreated.toISOString())}` +
+    `,"data":${fields.dataJson}}`
+  );
+}

@@ -1,0 +1,112 @@
+import type { Queue } from 'bullmq';
+import type { PrismaClient } from '../../shared/db/client.js';
+import type { Logger } from '../../shared/logger.js';
+import {
+  DELIVERY_QUEUE,
+  deliveryJobOptions,
+  type DeliveryJobData,
+} from '../../shared/queues.js';
+
+export interface DispatchDependencies {
+  prisma: PrismaClient;
+  deliveryQueue: Queue<DeliveryJobData>;
+  logger: Logger;
+}
+
+export type DispatchOutcome =
+  | { kind: 'dispatched'; deliveryIds: string[]; numDispatched: number }
+  | { kind: 'already_dispatched'; deliveryIds: string[] }
+  | { kind: 'not_found' };
+
+interface DispatchRow {
+  delivery_id: string | null;
+  num_dispatched: number;
+}
+
+/**
+ * Turns one event into one delivery per live receiver whose subscriptions
+ * match its class, in one statement and so in one transaction: the event
+ * row is locked, the deliveries inserted and the event marked dispatched
+ * together. The partial unique index on (event_id, rx_id) makes a repeated
+ * job harmless. The delivery jobs are added after the commit; if that
+ * fails, the job is retried and enqueues the pending deliveries again.
+ */
+export async function dispatchEvent(
+  deps: DispatchDependencies,
+  eventId: string,
+): Promise<DispatchOutcome> {
+  const rows = await deps.prisma.$queryRaw<DispatchRow[]>`
+    WITH ev AS (
+      SELECT id, event_class FROM webhook_event
+      WHERE id = ${eventId}::uuid AND time_dispatched IS NULL
+      FOR UPDATE
+    ), matched AS (
+      SELECT s.rx_id
+      FROM ev
+      JOIN webhook_rx_subscription s ON s.event_class = ev.event_class
+      WHERE NOT s.is_glob
+      UNION
+      SELECT s.rx_id
+      FROM ev
+      JOIN webhook_rx_subscription s ON s.is_glob
+      WHERE ev.event_class ~ s.event_class_regex
+    ), live AS (
+      SELECT r.id AS rx_id FROM matched JOIN webhook_rx r ON r.id = matched.rx_id
+      WHERE r.time_deleted IS NULL
+    ), inserted AS (
+      INSERT INTO webhook_delivery (id, event_id, rx_id, triggered_by, state, attempts, time_created)
+      SELECT gen_random_uuid(), ev.id, live.rx_id, 'event', 'pending', 0, now()
+      FROM ev CROSS JOIN live
+      ON CONFLICT (event_id, rx_id) WHERE triggered_by = 'event' DO NOTHING
+      RETURNING id
+    ), marked AS (
+      UPDATE webhook_event
+      SET time_dispatched = now(), time_modified = now(),
+          num_dispatched = (SELECT count(*) FROM live)
+      WHERE id IN (SELECT id FROM ev)
+      RETURNING num_dispatched
+    )
+    SELECT inserted.id::text AS delivery_id, marked.num_dispatched
+    FROM marked LEFT JOIN inserted ON true`;
+
+  if (rows.length > 0) {
+    const deliveryIds = rows
+      .map((row) => row.delivery_id)
+      .filter((id): id is string => id !== null);
+    await enqueueDeliveries(deps.deliveryQueue, deliveryIds);
+    return {
+      kind: 'dispatched',
+      deliveryIds,
+      numDispatched: Number(rows[0]!.num_dispatched),
+    };
+  }
+
+  // Nothing was marked: the event is gone, or an earlier run dispatched it
+  // and may have died before adding the delivery jobs.
+  const pending = await deps.prisma.$queryRaw<{ id: string }[]>`
+    SELECT d.id::text AS id FROM webhook_event e
+    LEFT JOIN webhook_delivery d
+      ON d.event_id = e.id AND d.triggered_by = 'event' AND d.time_completed IS NULL
+    WHERE e.id = ${eventId}::uuid`;
+  if (pending.length === 0) return { kind: 'not_found' };
+  const deliveryIds = pending
+    .map((row) => row.id)
+    .filter((id): id is string => id !== null);
+  await enqueueDeliveries(deps.deliveryQueue, deliveryIds);
+  return { kind: 'already_dispatched', deliveryIds };
+}
+
+/** Adds one job per delivery; an id that already has a job is skipped. */
+export async function enqueueDeliveries(
+  queue: Queue<DeliveryJobData>,
+  deliveryIds: readonly string[],
+): Promise<void> {
+  if (deliveryIds.length === 0) return;
+  await queue.addBulk(
+    deliveryIds.map((deliveryId) => ({
+      name: DELIVERY_QUEUE,
+      data: { deliveryId },
+      opts: deliveryJobOptions(deliveryId),
+    })),
+  );
+}

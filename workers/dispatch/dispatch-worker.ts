@@ -1,0 +1,115 @@
+import { UnrecoverableError, Worker } from 'bullmq';
+import type { Config } from '../../shared/config.js';
+import { createPrismaClient } from '../../shared/db/client.js';
+import type { Logger } from '../../shared/logger.js';
+import {
+  DISPATCH_QUEUE,
+  openQueues,
+  workerConnection,
+  type DispatchJobData,
+} from '../../shared/queues.js';
+import { dispatchEvent } from './dispatch-event.js';
+import { Sweeper } from './sweeper.js';
+
+export interface DispatchWorkerHandle {
+  readonly sweeper: Sweeper;
+  close(): Promise<void>;
+}
+
+/** Starts a dispatch worker and its sweeper in this process. */
+export function startDispatchWorker(
+  config: Config,
+  logger: Logger,
+): DispatchWorkerHandle {
+  const prisma = createPrismaClient({
+    databaseUrl: config.databaseUrl,
+    poolMax: config.databasePoolMax,
+    applicationName: 'webhook-dispatch',
+  });
+  const queueConnection = workerConnection(config.redisUrl);
+  const queues = openQueues(queueConnection, config.queuePrefix);
+  const workerRedis = workerConnection(config.redisUrl);
+
+  const worker = new Worker<DispatchJobData>(
+    DISPATCH_QUEUE,
+    async (job) => {
+      const eventId = job.data?.eventId;
+      if (typeof eventId !== 'string') {
+        throw new UnrecoverableError(`job ${job.id} has no eventId in its data`);
+      }
+      const outcome = await dispatchEvent(
+        { prisma, deliveryQueue: queues.delivery, logger },
+        eventId,
+      );
+      const log = logger.child({ eventId });
+      if (outcome.kind === 'not_found') {
+        log.warn('event not found; dropping its dispatch job');
+      } else if (outcome.kind === 'dispatched') {
+        log.info(
+          { numDispatched: outcome.numDispatched },
+          'event dispatched',
+        );
+      } else {
+        log.info(
+          { requeued: outcome.deliveryIds.length },
+          'event was already dispatched; re-enqueued its pending deliveries',
+        );
+      }
+      return outcome.kind;
+    },
+    {
+      connection: workerRedis,
+      prefix: config.queuePrefix,
+      concurrency: config.dispatchConcurrency,
+    },
+  );
+  worker.on('failed', (job, error) => {
+    logger.error(
+      { eventId: job?.data?.eventId, attemptsMade: job?.attemptsMade, err: error },
+      'dispatch job failed',
+    );
+  });
+  worker.on('error', (error) => logger.error({ err: error }, 'dispatch worker error'));
+
+  const sweeper = new Sweeper({
+    prisma,
+    dispatchQueue: queues.dispatch,
+    deliveryQueue: queues.delivery,
+    logger: logger.child({ component: 'sweeper' }),
+    graceMs: config.sweepGraceMs,
+    leaseTimeoutMs: config.leaseTimeoutMs,
+    intervalMs: config.sweepIntervalMs,
+  });
+  sweeper.start();
+  logger.info(
+    { concurrency: config.dispatchConcurrency, sweepIntervalMs: config.sweepIntervalMs },
+    'dispatch worker started',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    sweeper,
+    close() {
+      closing ??= (async () => {
+        const steps = [
+          () => sweeper.stop(),
+          () => worker.close(),
+          () => queues.dispatch.close(),
+          () => queues.delivery.close(),
+          () => queueConnection.quit().then(() => undefined),
+          () => workerRedis.quit().then(() => undefined),
+          () => prisma.$disconnect(),
+        ];
+        for (const step of steps) {
+          try {
+            await step();
+          } catch (error) {
+            logger.error({ err: error }, 'error while stopping the dispatch worker');
+          }
+        }
+        logger.info('dispatch worker stopped');
+      })();
+      return closing;
+    },
+  };
+}

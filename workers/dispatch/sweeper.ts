@@ -1,0 +1,174 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PrismaClient } from '../../shared/db/client.js';
+import type { Logger } from '../../shared/logger.js';
+import {
+  DISPATCH_QUEUE,
+  dispatchJobOptions,
+  type DeliveryJobData,
+  type DispatchJobData,
+} from '../../shared/queues.js';
+import { enqueueDeliveries } from './dispatch-event.js';
+
+export interface SweeperOptions {
+  prisma: PrismaClient;
+  dispatchQueue: Queue<DispatchJobData>;
+  deliveryQueue: Queue<DeliveryJobData>;
+  logger: Logger;
+  /** Age after which an unfinished row without a job is re-enqueued. */
+  graceMs: number;
+  leaseTimeoutMs: number;
+  intervalMs: number;
+  /** Rows examined per table and run. */
+  batchSize?: number;
+}
+
+export interface SweepResult {
+  events: number;
+  deliveries: number;
+}
+
+/**
+ * Finds work that PostgreSQL says is unfinished but that has no live job in
+ * Redis (a producer that could not reach Redis, a crash between a commit and
+ * an enqueue, a flushed Redis, a job that ran out of attempts) and enqueues
+ * it again. PostgreSQL is the truth; Redis only moves work fast. The
+ * schedule is a timer in each dispatch process, not state in Redis, so a
+ * Redis flush cannot stop it; a short Redis lock keeps two processes from
+ * sweeping in the same period.
+ */
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private deliveryCursor: { timeCreated: Date; id: string } | null = null;
+  private readonly batchSize: number;
+
+  constructor(private readonly options: SweeperOptions) {
+    this.batchSize = options.batchSize ?? 1_000;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private tick(): void {
+    if (this.running) return;
+    this.running = this.sweepIfLeader()
+      .catch((error) => {
+        this.options.logger.warn({ err: error }, 'sweep failed; retrying next period');
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  private async sweepIfLeader(): Promise<void> {
+    const redis = (await this.options.dispatchQueue.getBackend()
+      .client) as unknown as Redis;
+    const lockKey = this.options.dispatchQueue.toKey('sweeper-lock');
+    const lockMs = Math.max(1_000, this.options.intervalMs - 100);
+    const acquired = await redis.set(lockKey, String(process.pid), 'PX', lockMs, 'NX');
+    if (acquired !== 'OK') return;
+    const result = await this.sweepOnce();
+    this.options.logger.info(result, 'sweep finished');
+  }
+
+  /** Runs one sweep and returns how many events and deliveries it enqueued. */
+  async sweepOnce(): Promise<SweepResult> {
+    const events = await this.sweepEvents();
+    const deliveries = await this.sweepDeliveries();
+    return { events, deliveries };
+  }
+
+  private async sweepEvents(): Promise<number> {
+    const graceSeconds = this.options.graceMs / 1000;
+    // Served by lookup_undispatched_webhook_events.
+    const rows = await this.options.prisma.$queryRaw<{ id: string }[]>`
+      SELECT id::text FROM webhook_event
+      WHERE time_dispatched IS NULL
+        AND time_created < now() - make_interval(secs => ${graceSeconds})
+      ORDER BY time_created, id
+      LIMIT ${this.batchSize}`;
+    const missing = await this.idsWithoutLiveJob(
+      this.options.dispatchQueue,
+      rows.map((row) => row.id),
+    );
+    if (missing.length === 0) return 0;
+    await this.options.dispatchQueue.addBulk(
+      missing.map((eventId) => ({
+        name: DISPATCH_QUEUE,
+        data: { eventId },
+        opts: dispatchJobOptions(eventId),
+      })),
+    );
+    return missing.length;
+  }
+
+  private async sweepDeliveries(): Promise<number> {
+    const graceSeconds = this.options.graceMs / 1000;
+    const leaseSeconds = this.options.leaseTimeoutMs / 1000;
+    const cursor = this.deliveryCursor ?? {
+      timeCreated: new Date(0),
+      id: '00000000-0000-0000-0000-000000000000',
+    };
+    // Served by webhook_delivery_in_flight. The cursor walks through every
+    // pending delivery over successive runs, so that a backlog larger than
+    // one batch is still covered.
+    const rows = await this.options.prisma.$queryRaw<
+      { id: string; time_created: Date }[]
+    >`
+      SELECT id::text, time_created FROM webhook_delivery
+      WHERE time_completed IS NULL
+        AND (time_created, id) > (${cursor.timeCreated}::timestamptz, ${cursor.id}::uuid)
+        AND time_created < now() - make_interval(secs => ${graceSeconds})
+        AND (time_leased IS NULL
+             OR time_leased < now() - make_interval(secs => ${leaseSeconds}))
+      ORDER BY time_created, id
+      LIMIT ${this.batchSize}`;
+    const last = rows[rows.length - 1];
+    this.deliveryCursor =
+      rows.length < this.batchSize || !last
+        ? null
+        : { timeCreated: new Date(last.time_created), id: last.id };
+    const missing = await this.idsWithoutLiveJob(
+      this.options.deliveryQueue,
+      rows.map((row) => row.id),
+    );
+    await enqueueDeliveries(this.options.deliveryQueue, missing);
+    return missing.length;
+  }
+
+  /**
+   * Returns the ids whose job is absent or finished. A finished job (one that
+   * ran out of attempts) is removed, because adding a job whose id exists
+   * does nothing.
+   */
+  private async idsWithoutLiveJob(
+    queue: Queue,
+    ids: readonly string[],
+  ): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const redis = (await queue.getBackend().client) as unknown as Redis;
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn');
+    const replies = (await pipeline.exec()) ?? [];
+    const missing: string[] = [];
+    for (const [index, id] of ids.entries()) {
+      const [error, fields] = replies[index] ?? [];
+      if (error) throw error;
+      const [created, finishedOn] = fields as [string | null, string | null];
+      if (created === null) {
+        missing.push(id);
+      } else if (finishedOn !== null) {
+        await queue.remove(id);
+        missing.push(id);
+      }
+    }
+    return missing;
+  }
+}
