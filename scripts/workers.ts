@@ -1,0 +1,86 @@
+// Starts N dispatch and M delivery worker processes and restarts any that
+// exits unexpectedly, for hosts without a process manager:
+//   npm run workers -- --dispatch 2 --delivery 4
+// SIGTERM or SIGINT is passed on to every child, which drains and exits.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ENTRY_POINTS = {
+  dispatch: fileURLToPath(new URL('../workers/dispatch/main.ts', import.meta.url)),
+  delivery: fileURLToPath(new URL('../workers/delivery/main.ts', import.meta.url)),
+};
+const RESTART_DELAY_MS = 1_000;
+
+function readCount(value: string | undefined, option: string): number {
+  const count = Number(value ?? '1');
+  if (!Number.isInteger(count) || count < 0 || count > 256) {
+    console.error(`--${option} must be a whole number from 0 to 256, got "${value}"`);
+    process.exit(2);
+  }
+  return count;
+}
+
+const { values } = parseArgs({
+  options: {
+    dispatch: { type: 'string' },
+    delivery: { type: 'string' },
+    help: { type: 'boolean' },
+  },
+});
+if (values.help) {
+  console.log(
+    'usage: npm run workers -- [--dispatch N] [--delivery M]\n' +
+      '  --dispatch N  dispatch worker processes to run (default 1)\n' +
+      '  --delivery M  delivery worker processes to run (default 1)',
+  );
+  process.exit(0);
+}
+const counts = {
+  dispatch: readCount(values.dispatch, 'dispatch'),
+  delivery: readCount(values.delivery, 'delivery'),
+};
+
+const children = new Set<ChildProcess>();
+let stopping = false;
+
+function log(message: string, fields: Record<string, unknown> = {}) {
+  console.log(JSON.stringify({ time: new Date().toISOString(), role: 'supervisor', msg: message, ...fields }));
+}
+
+function startChild(kind: keyof typeof ENTRY_POINTS, slot: number) {
+  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY_POINTS[kind]], {
+    stdio: 'inherit',
+    env: process.env,
+    // A terminal's Ctrl-C signals the whole process group; a group of its
+    // own lets each child get exactly one signal, from this supervisor.
+    detached: true,
+  });
+  children.add(child);
+  log('worker started', { kind, slot, pid: child.pid });
+  child.on('exit', (code, signal) => {
+    children.delete(child);
+    if (stopping) {
+      if (children.size === 0) process.exit(0);
+      return;
+    }
+    log('worker exited; restarting', { kind, slot, code, signal, restartInMs: RESTART_DELAY_MS });
+    setTimeout(() => startChild(kind, slot), RESTART_DELAY_MS);
+  });
+}
+
+for (const kind of ['dispatch', 'delivery'] as const) {
+  for (let slot = 0; slot < counts[kind]; slot++) startChild(kind, slot);
+}
+if (children.size === 0) process.exit(0);
+
+let signals = 0;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    signals++;
+    stopping = true;
+    log('stopping workers', { signal, workers: children.size });
+    for (const child of children) child.kill(signals > 1 ? 'SIGKILL' : 'SIGTERM');
+    if (signals > 1) process.exit(130);
+  });
+}
