@@ -19,9 +19,21 @@ export function retryDelayMs(
   return Math.max(0, Math.round(base * factor));
 }
 
+const DAY = '(Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const DAY_LONG = '(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)';
+const MONTH = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d{2}:\\d{2}:\\d{2}';
+
+// The three HTTP-date forms that HTTP/1.1 recipients must accept (RFC 2068,
+// section 3.3.1). Date.parse alone is too lenient: V8 reads "1.5" or "foo 1"
+// as dates in 2001.
+const IMF_FIXDATE = new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT$`);
+const RFC850_DATE = new RegExp(`^${DAY_LONG}, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT$`);
+const ASCTIME_DATE = new RegExp(`^${DAY} ${MONTH} ( \\d|\\d{2}) ${TIME} \\d{4}$`);
+
 /**
- * Parses a Retry-After header (seconds or an HTTP date) into ms from `now`;
- * returns null when it is absent or unreadable.
+ * Parses a Retry-After header (delay in seconds or an HTTP date) into ms from
+ * `now`. Returns null when the header is absent or in neither form.
  */
 export function parseRetryAfterMs(
   header: string | undefined,
@@ -30,7 +42,16 @@ export function parseRetryAfterMs(
   if (header === undefined) return null;
   const text = header.trim();
   if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
+  let date: number;
+  if (IMF_FIXDATE.test(text) || RFC850_DATE.test(text)) {
+    date = Date.parse(text);
+  } else if (ASCTIME_DATE.test(text)) {
+    // HTTP reads asctime as GMT, but Date.parse reads a date without a zone
+    // as local time.
+    date = Date.parse(`${text} GMT`);
+  } else {
+    return null;
+  }
   if (Number.isNaN(date)) return null;
   return Math.max(0, date - now);
 }

@@ -57,6 +57,15 @@ export const DEFAULT_RETRY_SCHEDULE_MS = [
   5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
 ];
 
+/**
+ * Largest delay that Node's timers accept, in ms. A longer setTimeout fires
+ * after 1 ms instead, so a longer timeout would end every attempt at once.
+ */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** pino's standard levels, plus "silent", which turns logging off. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
 type Env = Record<string, string | undefined>;
 
 function readString(env: Env, name: string, fallback: string): string {
@@ -110,7 +119,7 @@ function readRetrySchedule(env: Env): number[] {
   if (raw.trim() === '') return [];
   return raw.split(',').map((part) => {
     const text = part.trim();
-    if (!/^\d+$/.test(text)) {
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
       throw new ConfigError(
         name,
         `must be comma-separated delays in ms such as "1000,5000", got "${raw}"`,
@@ -128,31 +137,34 @@ function readNetworks(env: Env): string[] {
     .map((part) => part.trim())
     .filter((part) => part !== '');
   for (const network of networks) {
-    const [address, prefix] = network.split('/');
-    const family = isIP(address ?? '');
-    const bits = Number(prefix);
+    // A strict prefix: Number() would read "10.0.0.0/" as /0, which allows
+    // every address.
+    const match = /^([^/]+)\/(\d{1,3})$/.exec(network);
+    const address = match?.[1] ?? '';
+    const family = isIP(address);
+    const bits = Number(match?.[2]);
     const maxBits = family === 6 ? 128 : 32;
-    if (
-      family === 0 ||
-      prefix === undefined ||
-      !Number.isInteger(bits) ||
-      bits < 0 ||
-      bits > maxBits
-    ) {
+    if (match === null || family === 0 || bits > maxBits) {
       throw new ConfigError(
         name,
         `must be comma-separated CIDRs such as "127.0.0.0/8,::1/128", got "${network}"`,
       );
     }
     // BlockList rejects some forms that the pattern above accepts.
-    new BlockList().addSubnet(address!, bits, family === 6 ? 'ipv6' : 'ipv4');
+    new BlockList().addSubnet(address, bits, family === 6 ? 'ipv6' : 'ipv4');
   }
   return networks;
 }
 
 /** Reads and checks every setting; throws ConfigError on the first bad one. */
 export function loadConfig(env: Env = process.env): Config {
-  const attemptTimeoutMs = readInteger(env, 'ATTEMPT_TIMEOUT_MS', 30_000, 1);
+  const attemptTimeoutMs = readInteger(
+    env,
+    'ATTEMPT_TIMEOUT_MS',
+    30_000,
+    1,
+    MAX_TIMER_MS,
+  );
   const queuePrefix = readString(env, 'QUEUE_PREFIX', 'whk');
   if (!/^[A-Za-z0-9_{}:-]+$/.test(queuePrefix)) {
     throw new ConfigError(
@@ -166,6 +178,13 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(
       'BULL_BOARD_PATH',
       `must be a path such as "/admin/queues", got "${bullBoardPath}"`,
+    );
+  }
+  const logLevel = readString(env, 'LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(
+      'LOG_LEVEL',
+      `must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`,
     );
   }
   const config: Config = {
@@ -183,7 +202,13 @@ export function loadConfig(env: Env = process.env): Config {
     queuePrefix,
     retryScheduleMs: readRetrySchedule(env),
     retryJitter: retryJitterPercent / 100,
-    connectTimeoutMs: readInteger(env, 'CONNECT_TIMEOUT_MS', 10_000, 1),
+    connectTimeoutMs: readInteger(
+      env,
+      'CONNECT_TIMEOUT_MS',
+      10_000,
+      1,
+      MAX_TIMER_MS,
+    ),
     attemptTimeoutMs,
     leaseTimeoutMs: readInteger(
       env,
@@ -203,12 +228,24 @@ export function loadConfig(env: Env = process.env): Config {
       65_536,
       0,
     ),
-    sweepIntervalMs: readInteger(env, 'SWEEP_INTERVAL_MS', 10_000, 100),
+    sweepIntervalMs: readInteger(
+      env,
+      'SWEEP_INTERVAL_MS',
+      10_000,
+      100,
+      MAX_TIMER_MS,
+    ),
     sweepGraceMs: readInteger(env, 'SWEEP_GRACE_MS', 10_000, 0),
-    shutdownGraceMs: readInteger(env, 'SHUTDOWN_GRACE_MS', 30_000, 0),
+    shutdownGraceMs: readInteger(
+      env,
+      'SHUTDOWN_GRACE_MS',
+      30_000,
+      0,
+      MAX_TIMER_MS,
+    ),
     allowedPrivateNetworks: readNetworks(env),
     bullBoardPath,
-    logLevel: readString(env, 'LOG_LEVEL', 'info'),
+    logLevel,
   };
   return Object.freeze(config);
 }

@@ -41,15 +41,25 @@ export function assertEndpoint(
       'must not contain credentials; receivers authenticate requests by their signature',
     );
   }
-  if (url.hash !== '') {
+  // url.hash is '' for an empty fragment, but href keeps its "#".
+  if (url.href.includes('#')) {
     throw new ValidationError(field, 'must not contain a fragment ("#...")');
   }
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const literal =
-    isIP(host) !== 0 ? host : host.toLowerCase() === 'localhost' ? '127.0.0.1' : null;
+    isIP(host) !== 0 ? host : isLocalhostName(host) ? '127.0.0.1' : null;
   if (literal !== null) {
     const reason = guard.refusalReason(literal);
     if (reason !== null) throw new ValidationError(field, reason);
   }
   return url.toString();
+}
+
+/**
+ * Tells whether a host name is reserved for loopback: "localhost" and every
+ * name under it (RFC 6761, section 6.3), with or without a trailing dot.
+ */
+function isLocalhostName(host: string): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return name === 'localhost' || name.endsWith('.localhost');
 }

@@ -77,9 +77,14 @@ export class NetworkGuard {
         address?: string | LookupAddress[],
         family?: number,
       ) => void;
-      const lookupOptions = (typeof options === 'object' && options !== null
-        ? options
-        : {}) as { all?: boolean };
+      // dns.lookup also takes a bare family number (4 or 6) as its options.
+      const lookupOptions = (
+        typeof options === 'number'
+          ? { family: options }
+          : typeof options === 'object' && options !== null
+            ? options
+            : {}
+      ) as { all?: boolean; family?: number };
       resolve(hostname, { ...lookupOptions, all: true }, (error, addresses) => {
         if (error) return done(error);
         const list = addresses as LookupAddress[];

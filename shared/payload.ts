@@ -1,6 +1,14 @@
 import { ValidationError } from './errors.js';
 
 /**
+ * Maximum nesting of objects and arrays in event data. The GitHub payloads in
+ * @octokit/webhooks-examples 7.6.1 nest at most 7 levels. The limit keeps the
+ * recursive check and JSON.stringify well inside Node's default stack, and
+ * below CPython 3.11's json.loads, which fails at about 1000 levels.
+ */
+export const MAX_DATA_DEPTH = 512;
+
+/**
  * Serializes event data to JSON text after checking that every value
  * survives the trip unchanged. JSON.stringify would throw on a BigInt and
  * silently turn NaN, functions and undefined into null or nothing; integers
@@ -11,7 +19,7 @@ export function serializeEventData(
   maxBytes: number,
   field = 'data',
 ): string {
-  assertJsonValue(data, field, new Set());
+  assertJsonValue(data, field, new Set(), 0, field);
   const text = JSON.stringify(data);
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > maxBytes) {
@@ -23,7 +31,13 @@ export function serializeEventData(
   return text;
 }
 
-function assertJsonValue(value: unknown, path: string, seen: Set<object>) {
+function assertJsonValue(
+  value: unknown,
+  path: string,
+  seen: Set<object>,
+  depth: number,
+  field: string,
+) {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -56,11 +70,21 @@ function assertJsonValue(value: unknown, path: string, seen: Set<object>) {
   if (seen.has(value)) {
     throw new ValidationError(path, 'is a circular reference');
   }
+  if (depth >= MAX_DATA_DEPTH) {
+    // The error names the field because a path this deep is thousands of
+    // characters long.
+    throw new ValidationError(
+      field,
+      `must nest objects and arrays at most ${MAX_DATA_DEPTH} levels deep`,
+    );
+  }
   seen.add(value);
   if (Array.isArray(value)) {
-    value.forEach((item, index) =>
-      assertJsonValue(item, `${path}[${index}]`, seen),
-    );
+    // An index loop, because forEach skips the holes of a sparse array and
+    // JSON.stringify would turn them into null.
+    for (let index = 0; index < value.length; index++) {
+      assertJsonValue(value[index], `${path}[${index}]`, seen, depth + 1, field);
+    }
   } else {
     const prototype = Object.getPrototypeOf(value);
     if (prototype !== Object.prototype && prototype !== null) {
@@ -70,7 +94,7 @@ function assertJsonValue(value: unknown, path: string, seen: Set<object>) {
       );
     }
     for (const [key, item] of Object.entries(value)) {
-      assertJsonValue(item, `${path}.${key}`, seen);
+      assertJsonValue(item, `${path}.${key}`, seen, depth + 1, field);
     }
   }
   seen.delete(value);
