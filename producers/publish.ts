@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { PrismaClient } from '../shared/db/client.js';
-import { ConflictError, ValidationError } from '../shared/errors.js';
+import {
+  ConflictError,
+  ValidationError,
+  WebhookError,
+} from '../shared/errors.js';
 import { assertEventClass } from '../shared/event-class.js';
 import { assertUuid } from '../shared/ids.js';
 import type { Logger } from '../shared/logger.js';
@@ -21,6 +25,24 @@ export interface PublishEventInput {
   data: unknown;
   /** Optional UUID; publishing one id twice stores one event. */
   id?: string;
+}
+
+/**
+ * Event data whose JSON form is larger than MAX_PAYLOAD_BYTES. The HTTP API
+ * responds with 413 to it, as it does to a request body over its size limit.
+ */
+export class PayloadTooLargeError extends WebhookError {
+  constructor(
+    readonly field: string,
+    readonly limitBytes: number,
+    readonly sizeBytes: number,
+  ) {
+    super(
+      'payload_too_large',
+      `${field}: must be at most ${limitBytes} bytes as JSON (MAX_PAYLOAD_BYTES), got ${sizeBytes} bytes`,
+      413,
+    );
+  }
 }
 
 export interface PublishEventResult {
@@ -66,11 +88,13 @@ export class Publisher {
     if (input.data === undefined) {
       throw new ValidationError('data', 'is missing; pass any JSON value');
     }
-    const dataJson = serializeEventData(
-      input.data,
-      this.deps.maxPayloadBytes,
-      'data',
-    );
+    // The size is checked here rather than by serializeEventData, so that
+    // it raises PayloadTooLargeError instead of a plain ValidationError.
+    const dataJson = serializeEventData(input.data, Number.POSITIVE_INFINITY, 'data');
+    const sizeBytes = Buffer.byteLength(dataJson, 'utf8');
+    if (sizeBytes > this.deps.maxPayloadBytes) {
+      throw new PayloadTooLargeError('data', this.deps.maxPayloadBytes, sizeBytes);
+    }
     const id = input.id === undefined ? randomUUID() : assertUuid(input.id, 'id');
 
     const stored = await this.insertOrFind(id, eventClass, dataJson);

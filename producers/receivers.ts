@@ -7,7 +7,7 @@ import {
   ValidationError,
 } from '../shared/errors.js';
 import { compilePattern, type CompiledPattern } from '../shared/event-class.js';
-import { assertUuid } from '../shared/ids.js';
+import { assertUuid, isUuid } from '../shared/ids.js';
 import type { NetworkGuard } from '../shared/network-guard.js';
 import { decodeSecret, generateSecret } from '../shared/signing.js';
 
@@ -77,6 +77,11 @@ function assertName(value: unknown): string {
       'name',
       `must be 1 to ${MAX_NAME_LENGTH} letters, digits, "_", "." or "-", starting with a letter or digit, got ${JSON.stringify(value)}`,
     );
+  }
+  // Routes take a receiver id or name in one path segment, so a name in
+  // UUID form would be read as an id.
+  if (isUuid(value)) {
+    throw new ValidationError('name', `must not be a UUID, got "${value}"`);
   }
   return value;
 }
@@ -173,18 +178,31 @@ export class ReceiverService {
     }
   }
 
+  /**
+   * Lists live receivers in id order, at most `limit` of them after the id
+   * `after`. `nextAfter` is the id to pass as `after` for the next page, or
+   * null when this page is the last.
+   */
   async list(options: { limit?: number; after?: string } = {}) {
     const limit = options.limit ?? 100;
     const rows = await this.prisma.webhookRx.findMany({
       where: {
         timeDeleted: null,
-        ...(options.after ? { id: { gt: assertUuid(options.after, 'after') } } : {}),
+        ...(options.after !== undefined
+          ? { id: { gt: assertUuid(options.after, 'after') } }
+          : {}),
       },
       orderBy: { id: 'asc' },
-      take: limit,
+      // One row more than the page tells whether another page follows.
+      take: limit + 1,
       include: receiverInclude,
     });
-    return rows.map(toView);
+    const page = rows.slice(0, limit).map(toView);
+    const last = page[page.length - 1];
+    return {
+      receivers: page,
+      nextAfter: rows.length > limit && last ? last.id : null,
+    };
   }
 
   async get(idOrName: string): Promise<ReceiverView> {
@@ -316,7 +334,7 @@ export class ReceiverService {
     if (typeof idOrName !== 'string' || idOrName === '') {
       throw new ValidationError('receiver', 'must be a receiver id or name');
     }
-    const byId = /^[0-9a-f-]{36}$/i.test(idOrName);
+    const byId = isUuid(idOrName);
     const row = await this.prisma.webhookRx.findFirst({
       where: byId
         ? { id: idOrName.toLowerCase(), timeDeleted: null }

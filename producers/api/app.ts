@@ -56,6 +56,10 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
     connectionTimeout: 60_000,
   });
 
+  // Fastify parses text/plain bodies into strings by default. The API takes
+  // JSON only, so without this parser text/plain gets 415 like other types.
+  app.removeContentTypeParser('text/plain');
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof WebhookError) {
       return reply
@@ -63,18 +67,34 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
         .send(errorBody(error.code, error.message, request.id));
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      const limit = deps.maxPayloadBytes + ENVELOPE_ALLOWANCE_BYTES;
       return reply.code(413).send(
         errorBody(
           'payload_too_large',
-          `request body must be at most ${deps.maxPayloadBytes + ENVELOPE_ALLOWANCE_BYTES} bytes (MAX_PAYLOAD_BYTES of data plus ${ENVELOPE_ALLOWANCE_BYTES} for the envelope)`,
+          `body: must be at most ${limit} bytes, of which an event's data may take ${deps.maxPayloadBytes} bytes as JSON (MAX_PAYLOAD_BYTES) and the other fields ${ENVELOPE_ALLOWANCE_BYTES}`,
           request.id,
         ),
       );
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      const given = JSON.stringify((request.headers['content-type'] ?? '').slice(0, 200));
       return reply.code(415).send(
-        errorBody('unsupported_media_type', 'Content-Type must be application/json', request.id),
+        errorBody(
+          'unsupported_media_type',
+          `Content-Type: must be application/json, got ${given}`,
+          request.id,
+        ),
       );
+    }
+    if (error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+      return reply
+        .code(400)
+        .send(errorBody('invalid_request', 'body: is empty; send a JSON object', request.id));
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+      return reply
+        .code(400)
+        .send(errorBody('invalid_request', 'body: is not valid JSON; send a JSON object', request.id));
     }
     if (error.statusCode !== undefined && error.statusCode < 500) {
       return reply

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ValidationError } from '../../shared/errors.js';
 
 /**
@@ -21,10 +21,43 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
           )
           .join('');
   if (issue.code === 'unrecognized_keys') {
+    const unknown = issue.keys.map((key) => `"${key}"`).join(', ');
+    const allowed =
+      issue.path.length === 0 && schema instanceof z.ZodObject
+        ? `; allowed fields are ${Object.keys(schema.shape)
+            .map((key) => `"${key}"`)
+            .join(', ')}`
+        : '';
+    throw new ValidationError(field, `has unknown field(s) ${unknown}${allowed}`);
+  }
+  if (issue.code === 'invalid_type') {
+    const value = valueAt(body, issue.path);
+    if (value === undefined) {
+      throw new ValidationError(field, `is missing; expected ${withArticle(issue.expected)}`);
+    }
     throw new ValidationError(
       field,
-      `has unknown field(s) ${issue.keys.map((key) => `"${key}"`).join(', ')}`,
+      `must be ${withArticle(issue.expected)}, got ${jsonType(value)}`,
     );
   }
   throw new ValidationError(field, issue.message);
+}
+
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let value = body;
+  for (const key of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+function withArticle(typeName: string): string {
+  return `${/^[aeiou]/.test(typeName) ? 'an' : 'a'} ${typeName}`;
 }

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { PrismaClient } from '../../shared/db/client.js';
+import { isUuid } from '../../shared/ids.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DELIVERY_QUEUE,
@@ -35,6 +36,8 @@ export async function dispatchEvent(
   deps: DispatchDependencies,
   eventId: string,
 ): Promise<DispatchOutcome> {
+  // A malformed id would make the uuid cast below fail on every retry.
+  if (!isUuid(eventId)) return { kind: 'not_found' };
   const rows = await deps.prisma.$queryRaw<DispatchRow[]>`
     WITH ev AS (
       SELECT id, event_class FROM webhook_event

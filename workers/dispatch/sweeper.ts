@@ -23,6 +23,23 @@ export interface SweeperOptions {
   batchSize?: number;
 }
 
+/**
+ * A row's position in (time_created, id) order. The time stays in
+ * PostgreSQL's text form because a JavaScript Date drops the microseconds.
+ * A cursor rounded down to the millisecond would sort before its own row.
+ * Rows that share one time_created, such as the deliveries of one event,
+ * would then be read again on every run, and the rows after them never.
+ */
+interface CursorRow {
+  id: string;
+  time_created: string;
+}
+
+const START_CURSOR: CursorRow = {
+  id: '00000000-0000-0000-0000-000000000000',
+  time_created: '-infinity',
+};
+
 export interface SweepResult {
   events: number;
   deliveries: number;
@@ -40,7 +57,8 @@ export interface SweepResult {
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private deliveryCursor: { timeCreated: Date; id: string } | null = null;
+  private eventCursor: CursorRow | null = null;
+  private deliveryCursor: CursorRow | null = null;
   private readonly batchSize: number;
 
   constructor(private readonly options: SweeperOptions) {
@@ -75,7 +93,12 @@ export class Sweeper {
     const acquired = await redis.set(lockKey, String(process.pid), 'PX', lockMs, 'NX');
     if (acquired !== 'OK') return;
     const result = await this.sweepOnce();
-    this.options.logger.info(result, 'sweep finished');
+    // Most runs find nothing, so those log at debug level only.
+    if (result.events + result.deliveries > 0) {
+      this.options.logger.info(result, 'sweep re-enqueued work');
+    } else {
+      this.options.logger.debug(result, 'sweep found nothing to re-enqueue');
+    }
   }
 
   /** Runs one sweep and returns how many events and deliveries it enqueued. */
@@ -87,13 +110,18 @@ export class Sweeper {
 
   private async sweepEvents(): Promise<number> {
     const graceSeconds = this.options.graceMs / 1000;
-    // Served by lookup_undispatched_webhook_events.
-    const rows = await this.options.prisma.$queryRaw<{ id: string }[]>`
-      SELECT id::text FROM webhook_event
+    const cursor = this.eventCursor ?? START_CURSOR;
+    // Served by lookup_undispatched_webhook_events. The cursor walks through
+    // every undispatched event over successive runs, so that events past the
+    // first batch are reached even when the first batch all have live jobs.
+    const rows = await this.options.prisma.$queryRaw<CursorRow[]>`
+      SELECT id::text, time_created::text AS time_created FROM webhook_event
       WHERE time_dispatched IS NULL
+        AND (time_created, id) > (${cursor.time_created}::timestamptz, ${cursor.id}::uuid)
         AND time_created < now() - make_interval(secs => ${graceSeconds})
       ORDER BY time_created, id
       LIMIT ${this.batchSize}`;
+    this.eventCursor = this.nextCursor(rows);
     const missing = await this.idsWithoutLiveJob(
       this.options.dispatchQueue,
       rows.map((row) => row.id),
@@ -112,35 +140,30 @@ export class Sweeper {
   private async sweepDeliveries(): Promise<number> {
     const graceSeconds = this.options.graceMs / 1000;
     const leaseSeconds = this.options.leaseTimeoutMs / 1000;
-    const cursor = this.deliveryCursor ?? {
-      timeCreated: new Date(0),
-      id: '00000000-0000-0000-0000-000000000000',
-    };
-    // Served by webhook_delivery_in_flight. The cursor walks through every
-    // pending delivery over successive runs, so that a backlog larger than
-    // one batch is still covered.
-    const rows = await this.options.prisma.$queryRaw<
-      { id: string; time_created: Date }[]
-    >`
-      SELECT id::text, time_created FROM webhook_delivery
+    const cursor = this.deliveryCursor ?? START_CURSOR;
+    // Served by webhook_delivery_in_flight, with a cursor as in sweepEvents.
+    const rows = await this.options.prisma.$queryRaw<CursorRow[]>`
+      SELECT id::text, time_created::text AS time_created FROM webhook_delivery
       WHERE time_completed IS NULL
-        AND (time_created, id) > (${cursor.timeCreated}::timestamptz, ${cursor.id}::uuid)
+        AND (time_created, id) > (${cursor.time_created}::timestamptz, ${cursor.id}::uuid)
         AND time_created < now() - make_interval(secs => ${graceSeconds})
         AND (time_leased IS NULL
              OR time_leased < now() - make_interval(secs => ${leaseSeconds}))
       ORDER BY time_created, id
       LIMIT ${this.batchSize}`;
-    const last = rows[rows.length - 1];
-    this.deliveryCursor =
-      rows.length < this.batchSize || !last
-        ? null
-        : { timeCreated: new Date(last.time_created), id: last.id };
+    this.deliveryCursor = this.nextCursor(rows);
     const missing = await this.idsWithoutLiveJob(
       this.options.deliveryQueue,
       rows.map((row) => row.id),
     );
     await enqueueDeliveries(this.options.deliveryQueue, missing);
     return missing.length;
+  }
+
+  /** Returns where the next run continues: after a full batch, else the start. */
+  private nextCursor(rows: readonly CursorRow[]): CursorRow | null {
+    const last = rows[rows.length - 1];
+    return rows.length < this.batchSize || !last ? null : last;
   }
 
   /**

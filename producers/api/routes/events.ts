@@ -1,25 +1,34 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { ValidationError } from '../../../shared/errors.js';
+import { assertEventClass } from '../../../shared/event-class.js';
 import { assertUuid } from '../../../shared/ids.js';
 import type { ApiDependencies } from '../app.js';
 import { parseBody } from '../parse-body.js';
 import { getEvent, listEventDeliveries } from '../read-events.js';
 
+// The fields are checked below with the API's snake_case names, so that an
+// error names the JSON key that the client sent.
 const publishBody = z
   .object({
-    event_class: z.string(),
-    data: z.unknown(),
-    id: z.string().optional(),
+    event_class: z.unknown().optional(),
+    data: z.unknown().optional(),
+    id: z.unknown().optional(),
   })
   .strict();
 
 export function registerEventRoutes(app: FastifyInstance, deps: ApiDependencies) {
   app.post('/v1/events', async (request, reply) => {
     const body = parseBody(publishBody, request.body);
+    const eventClass = assertEventClass(body.event_class, 'event_class');
+    if (body.data === undefined) {
+      throw new ValidationError('data', 'is missing; send any JSON value, such as {}');
+    }
+    const id = body.id === undefined ? undefined : assertUuid(body.id, 'id');
     const result = await deps.publisher.publishEvent({
-      eventClass: body.event_class,
+      eventClass,
       data: body.data,
-      id: body.id,
+      id,
     });
     request.log.info(
       { eventId: result.id, created: result.created, enqueued: result.enqueued },

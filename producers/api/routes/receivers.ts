@@ -53,12 +53,8 @@ export function registerReceiverRoutes(
     '/v1/receivers',
     async (request) => {
       const limit = readLimit(request.query.limit);
-      const items = await receivers.list({ limit, after: request.query.after });
-      const last = items[items.length - 1];
-      return {
-        receivers: items,
-        next_after: items.length === limit && last ? last.id : null,
-      };
+      const page = await receivers.list({ limit, after: request.query.after });
+      return { receivers: page.receivers, next_after: page.nextAfter };
     },
   );
 
