@@ -115,14 +115,16 @@ function readUrl(env: Env, name: string, fallback: string, schemes: string[]) {
 function readRetrySchedule(env: Env): number[] {
   const name = 'RETRY_SCHEDULE_MS';
   const raw = env[name];
-  if (raw === undefined) return [...DEFAULT_RETRY_SCHEDULE_MS];
-  if (raw.trim() === '') return [];
+  // Empty means the default, as for every other variable, so that a blank
+  // line in an env file cannot turn retries off; "none" does that.
+  if (raw === undefined || raw.trim() === '') return [...DEFAULT_RETRY_SCHEDULE_MS];
+  if (raw.trim().toLowerCase() === 'none') return [];
   return raw.split(',').map((part) => {
     const text = part.trim();
     if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text))) {
       throw new ConfigError(
         name,
-        `must be comma-separated delays in ms such as "1000,5000", got "${raw}"`,
+        `must be comma-separated delays in ms such as "1000,5000", or "none" for no retries, got "${raw}"`,
       );
     }
     return Number(text);

@@ -1,13 +1,18 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
 /**
- * Creates the JSON logger of one process. Child loggers add the event,
- * delivery and receiver ids to every line that concerns them.
+ * Creates the JSON logger of one process, writing to stdout unless another
+ * destination is given. Child loggers add the event, delivery and receiver
+ * ids to every line that concerns them.
  */
-export function createLogger(role: string, level = 'info'): Logger {
-  return pino({
+export function createLogger(
+  role: string,
+  level = 'info',
+  destination?: DestinationStream,
+): Logger {
+  const options = {
     level,
     base: { role, pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -16,5 +21,6 @@ export function createLogger(role: string, level = 'info'): Logger {
       paths: ['secret', '*.secret', 'secrets', 'authorization', '*.authorization'],
       censor: '[redacted]',
     },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -49,7 +49,7 @@ function assertJsonValue(
       if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
         throw new ValidationError(
           path,
-          `integer ${value} cannot be kept exactly (the limit is ±${Number.MAX_SAFE_INTEGER}); send it as a string`,
+          `must be an integer from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER} to be kept exactly (got a number that rounds to ${value}); send larger integers as strings`,
         );
       }
       return;

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import type { Config } from '../../shared/config.js';
 import { createPrismaClient, type PrismaClient } from '../../shared/db/client.js';
-import type { Logger } from '../../shared/logger.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
 import {
   DISPATCH_QUEUE,
@@ -23,18 +23,7 @@ const QUEUE_CLOSE_TIMEOUT_MS = 1_000;
  * command's JSON output.
  */
 export function createCliLogger(level: string): Logger {
-  return pino(
-    {
-      level,
-      base: { role: 'cli', pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: {
-        paths: ['secret', '*.secret', 'secrets', 'authorization', '*.authorization'],
-        censor: '[redacted]',
-      },
-    },
-    pino.destination({ dest: 2, sync: true }),
-  );
+  return createLogger('cli', level, pino.destination({ dest: 2, sync: true }));
 }
 
 /**

@@ -20,5 +20,6 @@ export function createPrismaClient(options: {
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
-  return new PrismaClient({ adapter });
+  // Minimal errors keep Prisma's source excerpts out of logs and API output.
+  return new PrismaClient({ adapter, errorFormat: 'minimal' });
 }

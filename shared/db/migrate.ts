@@ -22,6 +22,7 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
   const client = new pg.Client({
     connectionString: databaseUrl,
     application_name: 'webhook-migrate',
+    connectionTimeoutMillis: 10_000,
   });
   await client.connect();
   try {

@@ -1,6 +1,6 @@
 import type { lookup } from 'node:dns';
 import type { Config } from '../../shared/config.js';
-import { createLogger } from '../../shared/logger.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
 import { startApi, type ApiHandle } from '../../producers/api/start-api.js';
 import {
   startDispatchWorker,
@@ -37,10 +37,12 @@ export async function startSystem(
     dispatch?: boolean;
     delivery?: boolean;
     dnsLookup?: typeof lookup;
+    /** Logger of every role; tests pass one to check log lines. */
+    logger?: Logger;
   } = {},
 ): Promise<RunningSystem> {
   const config = env.config(options.overrides);
-  const logger = createLogger('test', config.logLevel);
+  const logger = options.logger ?? createLogger('test', config.logLevel);
   const api = await startApi(config, logger);
   const dispatch =
     options.dispatch === false ? null : startDispatchWorker(config, logger);

@@ -69,8 +69,14 @@ describe('loadConfig values', () => {
     ]);
   });
 
-  it('reads an empty schedule as no retries', () => {
-    expect(loadConfig({ RETRY_SCHEDULE_MS: ' ' }).retryScheduleMs).toEqual([]);
+  it('reads an empty schedule as the default', () => {
+    expect(loadConfig({ RETRY_SCHEDULE_MS: ' ' }).retryScheduleMs).toEqual(
+      DEFAULT_RETRY_SCHEDULE_MS,
+    );
+  });
+
+  it('reads "none" as no retries', () => {
+    expect(loadConfig({ RETRY_SCHEDULE_MS: 'none' }).retryScheduleMs).toEqual([]);
   });
 
   it('parses allowed networks', () => {

@@ -120,6 +120,7 @@ export async function deliver(
     status: outcome.responseStatus,
     durationMs: outcome.responseDurationMs,
     reason: outcome.unreachableReason ?? undefined,
+    location: outcome.location,
   };
   if (!recorded) {
     log.warn(fields, 'lease lost before the attempt was recorded; another worker owns the delivery');

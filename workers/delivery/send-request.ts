@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import got, { type Got } from 'got';
 import type { NetworkGuard } from '../../shared/network-guard.js';
 
@@ -15,8 +16,10 @@ export interface AttemptOutcome {
   responseDurationMs: number | null;
   responseBody: string | null;
   unreachableReason: string | null;
-  /** Retry-After of a 429 or 503, in ms, when the receiver sent one. */
+  /** The Retry-After header as the receiver sent it, if it sent one. */
   retryAfterHeader?: string;
+  /** The Location header of a 3xx response, kept for the log and never followed. */
+  location?: string;
 }
 
 export interface HttpSenderOptions {
@@ -46,10 +49,14 @@ export class HttpSender {
       keepAlive: true,
       maxSockets: options.maxSockets ?? 256,
       maxFreeSockets: 64,
-      // Shorter than the usual server keep-alive timeout (5 s in Node), so
-      // that we rarely write to a socket that the receiver is closing.
-      freeSocketTimeout: 4_000,
-      timeout: options.attemptTimeoutMs,
+      // Node's Agent (checked on Node 20) closes an idle socket after
+      // `timeout` ms, or 1 s before the server's `Keep-Alive: timeout=N`
+      // when that is shorter. 4 s is below the common 5 s server idle
+      // timeout (Node's keepAliveTimeout default), so that we rarely write
+      // to a socket that a receiver without that header is closing. On a
+      // socket in use the timeout only emits an event, and got's own timers
+      // end the attempt.
+      timeout: Math.min(options.attemptTimeoutMs, 4_000),
     };
     this.agents = {
       http: new http.Agent(agentOptions),
@@ -83,6 +90,7 @@ export class HttpSender {
     return new Promise<AttemptOutcome>((resolve) => {
       let status: number | null = null;
       let retryAfter: string | undefined;
+      let location: string | undefined;
       const chunks: Buffer[] = [];
       let kept = 0;
       let settled = false;
@@ -99,9 +107,10 @@ export class HttpSender {
         result: status! >= 200 && status! < 300 ? 'succeeded' : 'failed_http_error',
         responseStatus: status,
         responseDurationMs: Math.round(performance.now() - started),
-        responseBody: Buffer.concat(chunks).toString('utf8'),
+        responseBody: decodeResponseBody(Buffer.concat(chunks), limit),
         unreachableReason: null,
         retryAfterHeader: retryAfter,
+        location,
       });
       const finish = (outcome: AttemptOutcome) => {
         if (settled) return;
@@ -123,6 +132,7 @@ export class HttpSender {
         status = response.statusCode ?? 0;
         const header = response.headers['retry-after'];
         retryAfter = Array.isArray(header) ? header[0] : header;
+        if (status >= 300 && status < 400) location = response.headers.location;
         if (limit === 0) finish(answered());
       });
       stream.on('data', (chunk: Buffer) => {
@@ -158,6 +168,20 @@ export class HttpSender {
     const reason = this.options.guard.refusalReason(host);
     return reason === null ? null : `refused to connect: ${reason}`;
   }
+}
+
+/**
+ * Decodes a response body for the attempt row. Invalid UTF-8 becomes U+FFFD
+ * and so does U+0000, which PostgreSQL text cannot store. Replacement
+ * characters take more bytes than the bytes they replace, so the text is
+ * cut again to `limit` UTF-8 bytes, at a character boundary.
+ */
+export function decodeResponseBody(bytes: Buffer, limit: number): string {
+  const text = bytes.toString('utf8').replaceAll('\u0000', '\uFFFD');
+  const encoded = Buffer.from(text, 'utf8');
+  if (encoded.length <= limit) return text;
+  // StringDecoder holds back a character cut in half instead of replacing it.
+  return new StringDecoder('utf8').write(encoded.subarray(0, limit));
 }
 
 function unreachable(reason: string): AttemptOutcome {
