@@ -187,7 +187,7 @@ describe('webhooks publish', () => {
       {
         args: ['publish', 'cli.bad.integer'],
         input: '{"big": 123456789012345678901}',
-        message: /data\.big: integer .* cannot be kept exactly/,
+        message: /data\.big: must be an integer from .* to be kept exactly/,
       },
     ];
     for (const { args, input, message } of cases) {

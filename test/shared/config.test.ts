@@ -172,7 +172,7 @@ describe('loadConfig errors', () => {
 
   it('explains a bad schedule', () => {
     expect(configError({ RETRY_SCHEDULE_MS: '1,x' }).message).toBe(
-      'RETRY_SCHEDULE_MS: must be comma-separated delays in ms such as "1000,5000", got "1,x"',
+      'RETRY_SCHEDULE_MS: must be comma-separated delays in ms such as "1000,5000", or "none" for no retries, got "1,x"',
     );
   });
 

@@ -105,7 +105,7 @@ describe('serializeEventData', () => {
     const error = rejection(data);
     expect(error.field).toBe('data.big');
     expect(error.message).toBe(
-      'data.big: integer 12345678901234567000 cannot be kept exactly (the limit is ±9007199254740991); send it as a string',
+      'data.big: must be an integer from -9007199254740991 to 9007199254740991 to be kept exactly (got a number that rounds to 12345678901234567000); send larger integers as strings',
     );
   });
 
