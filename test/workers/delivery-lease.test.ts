@@ -59,8 +59,8 @@ describe('delivery lease', () => {
     const pending = await waitFor(() => readDelivery(env.pool, eventId, rx.id));
 
     const leaseTimeoutMs = 500;
-    const first = new DeliveryStore(env.prisma, 'worker-first', leaseTimeoutMs);
-    const second = new DeliveryStore(env.prisma, 'worker-second', leaseTimeoutMs);
+    const first = new DeliveryStore(env.pool, 'worker-first', leaseTimeoutMs);
+    const second = new DeliveryStore(env.pool, 'worker-second', leaseTimeoutMs);
 
     const firstClaim = await first.claim(pending.id);
     expect(firstClaim.kind).toBe('claimed');

@@ -288,8 +288,10 @@ describe('dispatch worker', () => {
     await queues.dispatch.add(DISPATCH_QUEUE, {} as never, dispatchJobOptions(jobId));
     const job = await waitFor(
       async () => {
-        const found = await queues.dispatch.getJob(jobId);
-        return found && (await found.getState()) === 'failed' ? found : undefined;
+        // The job is read again once failed, because a copy read before the
+        // failure keeps its old attemptsMade.
+        const state = await queues.dispatch.getJobState(jobId);
+        return state === 'failed' ? queues.dispatch.getJob(jobId) : undefined;
       },
       { message: 'the job without eventId to fail' },
     );

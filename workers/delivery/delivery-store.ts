@@ -1,4 +1,5 @@
-import type { PrismaClient } from '../../shared/db/client.js';
+import type pg from 'pg';
+import { Batcher } from '../../shared/batcher.js';
 import type { AttemptOutcome } from './send-request.js';
 
 /** What the worker needs to send one delivery, read while claiming it. */
@@ -34,125 +35,215 @@ interface ClaimRow {
   secrets: string[] | null;
 }
 
+interface AttemptInput {
+  delivery: ClaimedDelivery;
+  outcome: AttemptOutcome;
+  final: 'delivered' | 'failed' | null;
+}
+
 /**
- * Reads and writes delivery rows for one worker process. Every write is one
- * statement, so that a crash leaves either all of it or none of it.
+ * Takes the lease of every listed pending delivery that no other worker
+ * holds a fresh lease on. SKIP LOCKED leaves rows that another transaction
+ * is writing, so two batches never wait on each other or deadlock; a skipped
+ * delivery is reported as leased and tried again later.
+ */
+const CLAIM_SQL = `
+  WITH claimable AS (
+    SELECT d.id FROM webhook_delivery d
+    WHERE d.id = ANY($2::uuid[])
+      AND d.state = 'pending'
+      AND (d.time_leased IS NULL
+           OR d.time_leased < now() - make_interval(secs => $3::float8))
+    ORDER BY d.id
+    FOR UPDATE SKIP LOCKED
+  )
+  UPDATE webhook_delivery d
+  SET deliverator_id = $1, time_leased = now()
+  FROM claimable c, webhook_event e, webhook_rx r
+  WHERE d.id = c.id AND e.id = d.event_id AND r.id = d.rx_id
+  RETURNING d.id::text, d.event_id::text, d.rx_id::text, d.attempts,
+    e.event_class, e.event, e.time_created AS event_time_created,
+    r.endpoint, r.time_deleted IS NOT NULL AS rx_deleted,
+    (SELECT array_agg(s.secret ORDER BY s.time_created)
+     FROM webhook_secret s
+     WHERE s.rx_id = d.rx_id AND s.time_deleted IS NULL) AS secrets`;
+
+const CLAIM_STATE_SQL = `
+  SELECT id::text, state::text,
+    (extract(epoch FROM now() - time_leased) * 1000)::float8 AS lease_age_ms
+  FROM webhook_delivery WHERE id = ANY($1::uuid[])`;
+
+/**
+ * Writes a batch of attempts. Each delivery row is updated only while this
+ * worker still holds its lease and its attempt count is the one the worker
+ * read, and the attempt row is inserted only for rows that were updated, so
+ * attempt numbers never repeat or skip.
+ */
+const RECORD_SQL = `
+  WITH input AS (
+    SELECT * FROM unnest(
+      $2::uuid[], $3::int[], $4::text[], $5::text[], $6::int[], $7::int[],
+      $8::text[], $9::text[]
+    ) AS t(id, prev_attempts, final_state, result, status, duration, body, reason)
+  ), updated AS (
+    UPDATE webhook_delivery d
+    SET attempts = d.attempts + 1,
+        state = COALESCE(i.final_state::webhook_delivery_state, d.state),
+        time_completed = CASE WHEN i.final_state IS NULL THEN NULL ELSE now() END,
+        deliverator_id = NULL,
+        time_leased = NULL
+    FROM input i
+    WHERE d.id = i.id
+      AND d.state = 'pending'
+      AND d.deliverator_id = $1
+      AND d.attempts = i.prev_attempts
+    RETURNING d.id, d.rx_id, d.attempts
+  )
+  INSERT INTO webhook_delivery_attempt (
+    id, delivery_id, attempt, rx_id, result, response_status,
+    response_duration, response_body, unreachable_reason, time_created,
+    deliverator_id)
+  SELECT gen_random_uuid(), u.id, u.attempts, u.rx_id,
+    i.result::webhook_delivery_result, i.status, i.duration, i.body, i.reason,
+    now(), $1
+  FROM updated u JOIN input i ON i.id = u.id
+  RETURNING delivery_id::text`;
+
+/**
+ * Reads and writes delivery rows for one worker process. Claims and attempt
+ * writes of concurrent jobs are batched into one statement each, and every
+ * statement is atomic, so a crash leaves all of a write or none of it.
  */
 export class DeliveryStore {
+  private readonly claims: Batcher<string, ClaimResult>;
+  private readonly records: Batcher<AttemptInput, boolean>;
+
   constructor(
-    private readonly prisma: PrismaClient,
+    private readonly pool: pg.Pool,
     /** Identifies this process in deliverator_id columns. */
     readonly deliveratorId: string,
     private readonly leaseTimeoutMs: number,
-  ) {}
+    batching = { maxBatch: 100, maxInFlight: 2 },
+  ) {
+    this.claims = new Batcher((ids) => this.claimBatch(ids), batching);
+    this.records = new Batcher((inputs) => this.recordBatch(inputs), batching);
+  }
 
   /**
    * Takes the lease of a pending delivery unless another worker holds a
    * lease younger than the lease timeout. The lease is what keeps a job that
    * BullMQ runs twice (after a stall) from sending twice at once.
    */
-  async claim(deliveryId: string): Promise<ClaimResult> {
-    const rows = await this.prisma.$queryRaw<ClaimRow[]>`
-      UPDATE webhook_delivery d
-      SET deliverator_id = ${this.deliveratorId}, time_leased = now()
-      FROM webhook_event e, webhook_rx r
-      WHERE d.id = ${deliveryId}::uuid
-        AND d.state = 'pending'
-        AND e.id = d.event_id
-        AND r.id = d.rx_id
-        AND (d.time_leased IS NULL
-             OR d.time_leased < now() - make_interval(secs => ${this.leaseTimeoutMs / 1000}))
-      RETURNING d.id::text, d.event_id::text, d.rx_id::text, d.attempts,
-        e.event_class, e.event, e.time_created AS event_time_created,
-        r.endpoint, r.time_deleted IS NOT NULL AS rx_deleted,
-        (SELECT array_agg(s.secret ORDER BY s.time_created)
-         FROM webhook_secret s
-         WHERE s.rx_id = d.rx_id AND s.time_deleted IS NULL) AS secrets`;
-    const row = rows[0];
-    if (row) {
-      return {
-        kind: 'claimed',
-        delivery: {
-          id: row.id,
-          eventId: row.event_id,
-          rxId: row.rx_id,
-          attempts: Number(row.attempts),
-          eventClass: row.event_class,
-          dataJson: row.event,
-          eventTimeCreated: new Date(row.event_time_created),
-          endpoint: row.endpoint,
-          rxDeleted: row.rx_deleted,
-          secrets: row.secrets ?? [],
-        },
-      };
+  claim(deliveryId: string): Promise<ClaimResult> {
+    return this.claims.run(deliveryId);
+  }
+
+  /**
+   * Writes the attempt row and updates the delivery atomically. Returns
+   * false when this worker lost the lease and nothing was written.
+   */
+  recordAttempt(
+    delivery: ClaimedDelivery,
+    outcome: AttemptOutcome,
+    final: 'delivered' | 'failed' | null,
+  ): Promise<boolean> {
+    return this.records.run({ delivery, outcome, final });
+  }
+
+  /** Ends a pending delivery that will get no request, with the reason. */
+  async finishWithoutAttempt(deliveryId: string, reason: string) {
+    await this.pool.query(
+      `UPDATE webhook_delivery
+       SET state = 'failed', time_completed = now(), failure_reason = $2,
+           deliverator_id = NULL, time_leased = NULL
+       WHERE id = $1::uuid AND state = 'pending'`,
+      [deliveryId, reason],
+    );
+  }
+
+  /** Gives the lease back without an attempt, for a clean shutdown. */
+  async release(deliveryId: string) {
+    await this.pool.query(
+      `UPDATE webhook_delivery SET deliverator_id = NULL, time_leased = NULL
+       WHERE id = $1::uuid AND deliverator_id = $2`,
+      [deliveryId, this.deliveratorId],
+    );
+  }
+
+  private async claimBatch(ids: string[]): Promise<ClaimResult[]> {
+    const unique = [...new Set(ids)];
+    const claimed = await this.pool.query<ClaimRow>(CLAIM_SQL, [
+      this.deliveratorId,
+      unique,
+      this.leaseTimeoutMs / 1000,
+    ]);
+    const byId = new Map<string, ClaimResult>();
+    for (const row of claimed.rows) {
+      byId.set(row.id, { kind: 'claimed', delivery: toClaimedDelivery(row) });
     }
-    const state = await this.prisma.$queryRaw<
-      { state: string; lease_age_ms: number | null }[]
-    >`
-      SELECT state::text,
-        (extract(epoch FROM now() - time_leased) * 1000)::float8 AS lease_age_ms
-      FROM webhook_delivery WHERE id = ${deliveryId}::uuid`;
-    const current = state[0];
-    if (!current) return { kind: 'not_found' };
-    if (current.state !== 'pending') return { kind: 'finished' };
-    const age = current.lease_age_ms ?? 0;
+    const rest = unique.filter((id) => !byId.has(id));
+    if (rest.length > 0) {
+      const states = await this.pool.query<{
+        id: string;
+        state: string;
+        lease_age_ms: number | null;
+      }>(CLAIM_STATE_SQL, [rest]);
+      for (const row of states.rows) {
+        byId.set(row.id, this.unclaimedResult(row.state, row.lease_age_ms));
+      }
+    }
+    // A duplicate id in one batch gets the lease once; the other caller is
+    // told the delivery is leased, as it would be a moment later.
+    const seen = new Set<string>();
+    return ids.map((id) => {
+      const result = byId.get(id) ?? { kind: 'not_found' as const };
+      if (result.kind === 'claimed' && seen.has(id)) {
+        return { kind: 'leased', leaseExpiresInMs: this.leaseTimeoutMs };
+      }
+      seen.add(id);
+      return result;
+    });
+  }
+
+  private unclaimedResult(state: string, leaseAgeMs: number | null): ClaimResult {
+    if (state !== 'pending') return { kind: 'finished' };
+    // A pending row that was not claimable is leased by another worker, or
+    // locked by a write in progress (lease age unknown).
+    const age = leaseAgeMs ?? 0;
     return {
       kind: 'leased',
       leaseExpiresInMs: Math.max(0, this.leaseTimeoutMs - age),
     };
   }
 
-  /**
-   * Writes the attempt row and updates the delivery in one statement. The
-   * update only applies while this worker still holds the lease and the
-   * attempt count is the one it read, so attempt numbers never repeat.
-   * Returns false when the lease was lost and nothing was written.
-   */
-  async recordAttempt(
-    delivery: ClaimedDelivery,
-    outcome: AttemptOutcome,
-    final: 'delivered' | 'failed' | null,
-  ): Promise<boolean> {
-    const rows = await this.prisma.$queryRaw<{ attempt: number }[]>`
-      WITH updated AS (
-        UPDATE webhook_delivery
-        SET attempts = attempts + 1,
-            state = COALESCE(${final}::webhook_delivery_state, state),
-            time_completed = CASE WHEN ${final}::text IS NULL THEN NULL ELSE now() END,
-            deliverator_id = NULL,
-            time_leased = NULL
-        WHERE id = ${delivery.id}::uuid
-          AND state = 'pending'
-          AND deliverator_id = ${this.deliveratorId}
-          AND attempts = ${delivery.attempts}
-        RETURNING id, rx_id, attempts
-      )
-      INSERT INTO webhook_delivery_attempt (
-        id, delivery_id, attempt, rx_id, result, response_status,
-        response_duration, response_body, unreachable_reason, time_created,
-        deliverator_id)
-      SELECT gen_random_uuid(), updated.id, updated.attempts, updated.rx_id,
-        ${outcome.result}::webhook_delivery_result, ${outcome.responseStatus},
-        ${outcome.responseDurationMs}, ${outcome.responseBody},
-        ${outcome.unreachableReason}, now(), ${this.deliveratorId}
-      FROM updated
-      RETURNING attempt`;
-    return rows.length === 1;
+  private async recordBatch(inputs: AttemptInput[]): Promise<boolean[]> {
+    const result = await this.pool.query<{ delivery_id: string }>(RECORD_SQL, [
+      this.deliveratorId,
+      inputs.map((input) => input.delivery.id),
+      inputs.map((input) => input.delivery.attempts),
+      inputs.map((input) => input.final),
+      inputs.map((input) => input.outcome.result),
+      inputs.map((input) => input.outcome.responseStatus),
+      inputs.map((input) => input.outcome.responseDurationMs),
+      inputs.map((input) => input.outcome.responseBody),
+      inputs.map((input) => input.outcome.unreachableReason),
+    ]);
+    const written = new Set(result.rows.map((row) => row.delivery_id));
+    return inputs.map((input) => written.has(input.delivery.id));
   }
+}
 
-  /** Ends a pending delivery that will get no request, with the reason. */
-  async finishWithoutAttempt(deliveryId: string, reason: string) {
-    await this.prisma.$executeRaw`
-      UPDATE webhook_delivery
-      SET state = 'failed', time_completed = now(), failure_reason = ${reason},
-          deliverator_id = NULL, time_leased = NULL
-      WHERE id = ${deliveryId}::uuid AND state = 'pending'`;
-  }
-
-  /** Gives the lease back without an attempt, for a clean shutdown. */
-  async release(deliveryId: string) {
-    await this.prisma.$executeRaw`
-      UPDATE webhook_delivery SET deliverator_id = NULL, time_leased = NULL
-      WHERE id = ${deliveryId}::uuid AND deliverator_id = ${this.deliveratorId}`;
-  }
+function toClaimedDelivery(row: ClaimRow): ClaimedDelivery {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    rxId: row.rx_id,
+    attempts: Number(row.attempts),
+    eventClass: row.event_class,
+    dataJson: row.event,
+    eventTimeCreated: new Date(row.event_time_created),
+    endpoint: row.endpoint,
+    rxDeleted: row.rx_deleted,
+    secrets: row.secrets ?? [],
+  };
 }

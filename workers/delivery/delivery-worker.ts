@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../../shared/config.js';
-import { createPrismaClient } from '../../shared/db/client.js';
+import { createDatabase } from '../../shared/db/client.js';
 import type { Logger } from '../../shared/logger.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
 import {
@@ -28,12 +28,12 @@ export function startDeliveryWorker(
 ): DeliveryWorkerHandle {
   const deliveratorId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const log = logger.child({ deliveratorId });
-  const prisma = createPrismaClient({
+  const database = createDatabase({
     databaseUrl: config.databaseUrl,
     poolMax: config.databasePoolMax,
     applicationName: 'webhook-delivery',
   });
-  const store = new DeliveryStore(prisma, deliveratorId, config.leaseTimeoutMs);
+  const store = new DeliveryStore(database.pool, deliveratorId, config.leaseTimeoutMs);
   const sender = new HttpSender({
     connectTimeoutMs: config.connectTimeoutMs,
     attemptTimeoutMs: config.attemptTimeoutMs,
@@ -104,7 +104,7 @@ export function startDeliveryWorker(
           () => worker.close(),
           async () => sender.close(),
           () => connection.quit().then(() => undefined),
-          () => prisma.$disconnect(),
+          () => database.close(),
         ];
         for (const step of steps) {
           try {
