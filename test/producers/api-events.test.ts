@@ -58,7 +58,7 @@ afterAll(async () => {
 
 function dispatch(eventId: string) {
   return dispatchEvent(
-    { prisma: env.prisma, deliveryQueue: queues.delivery, logger: createLogger('test', 'silent') },
+    { pool: env.pool, deliveryQueue: queues.delivery, logger: createLogger('test', 'silent') },
     eventId,
   );
 }

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { PrismaClient } from '../../shared/db/client.js';
+import type pg from 'pg';
 import { isUuid } from '../../shared/ids.js';
 import type { Logger } from '../../shared/logger.js';
 import {
@@ -9,7 +9,8 @@ import {
 } from '../../shared/queues.js';
 
 export interface DispatchDependencies {
-  prisma: PrismaClient;
+  /** Dispatch runs once per event, so it uses node-postgres directly. */
+  pool: pg.Pool;
   deliveryQueue: Queue<DeliveryJobData>;
   logger: Logger;
 }
@@ -19,29 +20,10 @@ export type DispatchOutcome =
   | { kind: 'already_dispatched'; deliveryIds: string[] }
   | { kind: 'not_found' };
 
-interface DispatchRow {
-  delivery_id: string | null;
-  num_dispatched: number;
-}
-
-/**
- * Turns one event into one delivery per live receiver whose subscriptions
- * match its class, in one statement and so in one transaction: the event
- * row is locked, the deliveries inserted and the event marked dispatched
- * together. The partial unique index on (event_id, rx_id) makes a repeated
- * job harmless. The delivery jobs are added after the commit; if that
- * fails, the job is retried and enqueues the pending deliveries again.
- */
-export async function dispatchEvent(
-  deps: DispatchDependencies,
-  eventId: string,
-): Promise<DispatchOutcome> {
-  // A malformed id would make the uuid cast below fail on every retry.
-  if (!isUuid(eventId)) return { kind: 'not_found' };
-  const rows = await deps.prisma.$queryRaw<DispatchRow[]>`
+const DISPATCH_SQL = `
     WITH ev AS (
       SELECT id, event_class FROM webhook_event
-      WHERE id = ${eventId}::uuid AND time_dispatched IS NULL
+      WHERE id = $1::uuid AND time_dispatched IS NULL
       FOR UPDATE
     ), matched AS (
       SELECT s.rx_id
@@ -72,6 +54,27 @@ export async function dispatchEvent(
     SELECT inserted.id::text AS delivery_id, marked.num_dispatched
     FROM marked LEFT JOIN inserted ON true`;
 
+interface DispatchRow {
+  delivery_id: string | null;
+  num_dispatched: number;
+}
+
+/**
+ * Turns one event into one delivery per live receiver whose subscriptions
+ * match its class, in one statement and so in one transaction: the event
+ * row is locked, the deliveries inserted and the event marked dispatched
+ * together. The partial unique index on (event_id, rx_id) makes a repeated
+ * job harmless. The delivery jobs are added after the commit; if that
+ * fails, the job is retried and enqueues the pending deliveries again.
+ */
+export async function dispatchEvent(
+  deps: DispatchDependencies,
+  eventId: string,
+): Promise<DispatchOutcome> {
+  // A malformed id would make the uuid cast below fail on every retry.
+  if (!isUuid(eventId)) return { kind: 'not_found' };
+  const { rows } = await deps.pool.query<DispatchRow>(DISPATCH_SQL, [eventId]);
+
   if (rows.length > 0) {
     const deliveryIds = rows
       .map((row) => row.delivery_id)
@@ -86,11 +89,13 @@ export async function dispatchEvent(
 
   // Nothing was marked: the event is gone, or an earlier run dispatched it
   // and may have died before adding the delivery jobs.
-  const pending = await deps.prisma.$queryRaw<{ id: string }[]>`
-    SELECT d.id::text AS id FROM webhook_event e
-    LEFT JOIN webhook_delivery d
-      ON d.event_id = e.id AND d.triggered_by = 'event' AND d.time_completed IS NULL
-    WHERE e.id = ${eventId}::uuid`;
+  const { rows: pending } = await deps.pool.query<{ id: string | null }>(
+    `SELECT d.id::text AS id FROM webhook_event e
+     LEFT JOIN webhook_delivery d
+       ON d.event_id = e.id AND d.triggered_by = 'event' AND d.time_completed IS NULL
+     WHERE e.id = $1::uuid`,
+    [eventId],
+  );
   if (pending.length === 0) return { kind: 'not_found' };
   const deliveryIds = pending
     .map((row) => row.id)

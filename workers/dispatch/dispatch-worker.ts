@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../../shared/config.js';
-import { createPrismaClient } from '../../shared/db/client.js';
+import { createDatabase } from '../../shared/db/client.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DISPATCH_QUEUE,
@@ -21,11 +21,12 @@ export function startDispatchWorker(
   config: Config,
   logger: Logger,
 ): DispatchWorkerHandle {
-  const prisma = createPrismaClient({
+  const database = createDatabase({
     databaseUrl: config.databaseUrl,
     poolMax: config.databasePoolMax,
     applicationName: 'webhook-dispatch',
   });
+  const prisma = database.prisma;
   const queueConnection = workerConnection(config.redisUrl);
   const queues = openQueues(queueConnection, config.queuePrefix);
   const workerRedis = workerConnection(config.redisUrl);
@@ -38,7 +39,7 @@ export function startDispatchWorker(
         throw new UnrecoverableError(`job ${job.id} has no eventId in its data`);
       }
       const outcome = await dispatchEvent(
-        { prisma, deliveryQueue: queues.delivery, logger },
+        { pool: database.pool, deliveryQueue: queues.delivery, logger },
         eventId,
       );
       const log = logger.child({ eventId });
@@ -98,7 +99,7 @@ export function startDispatchWorker(
           () => queues.delivery.close(),
           () => queueConnection.quit().then(() => undefined),
           () => workerRedis.quit().then(() => undefined),
-          () => prisma.$disconnect(),
+          () => database.close(),
         ];
         for (const step of steps) {
           try {
