@@ -6,6 +6,9 @@ import { defineConfig } from 'prisma/config';
 // which fails offline, so it gets the same default as the application.
 // Defining it here also stops the CLI from reading `.env`.
 process.env.DATABASE_URL ??= 'postgresql://root@127.0.0.1:5432/webhooks';
+// The CLI also sends a usage check to checkpoint.prisma.io after each
+// command; turning it off keeps install and generate to the npm registry.
+process.env.CHECKPOINT_DISABLE ??= '1';
 const databaseUrl = process.env.DATABASE_URL;
 
 export default defineConfig({

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../shared/config.js';
 
 const ENTRY_POINTS = {
   dispatch: fileURLToPath(new URL('../workers/dispatch/main.ts', import.meta.url)),
@@ -14,27 +15,43 @@ const RESTART_DELAY_MS = 1_000;
 
 function readCount(value: string | undefined, option: string): number {
   const count = Number(value ?? '1');
-  if (!Number.isInteger(count) || count < 0 || count > 256) {
+  if (value?.trim() === '' || !Number.isInteger(count) || count < 0 || count > 256) {
     console.error(`--${option} must be a whole number from 0 to 256, got "${value}"`);
     process.exit(2);
   }
   return count;
 }
 
-const { values } = parseArgs({
-  options: {
-    dispatch: { type: 'string' },
-    delivery: { type: 'string' },
-    help: { type: 'boolean' },
-  },
-});
+const USAGE =
+  'usage: npm run workers -- [--dispatch N] [--delivery M]\n' +
+  '  --dispatch N  dispatch worker processes to run (default 1)\n' +
+  '  --delivery M  delivery worker processes to run (default 1)';
+
+let values: { dispatch?: string; delivery?: string; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    options: {
+      dispatch: { type: 'string' },
+      delivery: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  }));
+} catch (error) {
+  console.error(`${(error as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
 if (values.help) {
-  console.log(
-    'usage: npm run workers -- [--dispatch N] [--delivery M]\n' +
-      '  --dispatch N  dispatch worker processes to run (default 1)\n' +
-      '  --delivery M  delivery worker processes to run (default 1)',
-  );
+  console.log(USAGE);
   process.exit(0);
+}
+// A child with a bad setting exits 2 at once; restarting it every second
+// would only repeat the message, so the supervisor checks first.
+try {
+  loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(`invalid configuration: ${error.message}`);
+  process.exit(2);
 }
 const counts = {
   dispatch: readCount(values.dispatch, 'dispatch'),
@@ -50,7 +67,9 @@ function log(message: string, fields: Record<string, unknown> = {}) {
 
 function startChild(kind: keyof typeof ENTRY_POINTS, slot: number) {
   const child = spawn(process.execPath, ['--import', 'tsx', ENTRY_POINTS[kind]], {
-    stdio: 'inherit',
+    // The IPC channel closes when this supervisor dies in any way, and the
+    // child then stops as on SIGTERM instead of running on unsupervised.
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: process.env,
     // A terminal's Ctrl-C signals the whole process group; a group of its
     // own lets each child get exactly one signal, from this supervisor.
@@ -64,6 +83,10 @@ function startChild(kind: keyof typeof ENTRY_POINTS, slot: number) {
       if (children.size === 0) process.exit(0);
       return;
     }
+    if (code === 2) {
+      log('worker exited with invalid configuration; not restarting', { kind, slot, code });
+      return;
+    }
     log('worker exited; restarting', { kind, slot, code, signal, restartInMs: RESTART_DELAY_MS });
     setTimeout(() => startChild(kind, slot), RESTART_DELAY_MS);
   });
@@ -75,7 +98,9 @@ for (const kind of ['dispatch', 'delivery'] as const) {
 if (children.size === 0) process.exit(0);
 
 let signals = 0;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+// SIGHUP arrives when the terminal closes; the children are in their own
+// sessions and would not get it.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.on(signal, () => {
     signals++;
     stopping = true;

@@ -101,7 +101,9 @@ function readUrl(env: Env, name: string, fallback: string, schemes: string[]) {
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(name, `must be a URL, got "${value}"`);
+    // The value may hold a password, and this message reaches the logs.
+    const shown = value.replace(/\/\/[^/@]*@/, '//***@');
+    throw new ConfigError(name, `must be a URL, got "${shown}"`);
   }
   if (!schemes.includes(url.protocol)) {
     throw new ConfigError(

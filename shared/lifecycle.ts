@@ -57,4 +57,11 @@ export async function runService(
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Under `npm run workers` the supervisor holds an IPC channel; it closes
+  // when the supervisor dies, so the worker stops instead of running on.
+  if (process.send !== undefined) {
+    process.on('disconnect', () => {
+      if (!stopping) onSignal('SIGTERM');
+    });
+  }
 }

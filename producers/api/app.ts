@@ -60,6 +60,16 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
   // JSON only, so without this parser text/plain gets 415 like other types.
   app.removeContentTypeParser('text/plain');
 
+  // Many HTTP clients send `Content-Type: application/json` on every
+  // request, so an empty JSON body counts as no body. Routes that need one
+  // then report "body: is missing", and DELETE or POST .../secrets work.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    parseJson(request, body as string, done);
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof WebhookError) {
       return reply
@@ -114,7 +124,10 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
 
   if (deps.apiToken !== '') {
     app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.startsWith('/v1/')) return;
+      // Checks the matched route, not the raw URL, because the router
+      // decodes percent-escapes and "/%761/receivers" reaches /v1 routes.
+      const route = request.routeOptions.url ?? '';
+      if (!route.startsWith('/v1/')) return;
       const header = request.headers.authorization ?? '';
       const token = header.startsWith('Bearer ') ? header.slice(7) : '';
       if (token === '' || !sameToken(token, deps.apiToken)) {

@@ -38,19 +38,35 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
     prisma,
     new NetworkGuard(config.allowedPrivateNetworks),
   );
-  const app = await buildApp({
-    prisma,
-    redis,
-    queues,
-    publisher,
-    receivers,
-    logger,
-    apiToken: config.apiToken,
-    maxPayloadBytes: config.maxPayloadBytes,
-    bullBoardPath: config.bullBoardPath,
-  });
-  await app.listen({ host: config.apiHost, port: config.apiPort });
-  const address = app.server.address() as AddressInfo;
+  const closeConnections = async () => {
+    await queues.dispatch.close().catch(() => {});
+    await queues.delivery.close().catch(() => {});
+    redis.disconnect();
+    await prisma.$disconnect();
+  };
+  let app: Awaited<ReturnType<typeof buildApp>> | undefined;
+  try {
+    app = await buildApp({
+      prisma,
+      redis,
+      queues,
+      publisher,
+      receivers,
+      logger,
+      apiToken: config.apiToken,
+      maxPayloadBytes: config.maxPayloadBytes,
+      bullBoardPath: config.bullBoardPath,
+    });
+    await app.listen({ host: config.apiHost, port: config.apiPort });
+  } catch (error) {
+    // A taken port must not leave Redis reconnecting in the background,
+    // which would keep an embedding process (tests, the demo) alive.
+    await app?.close().catch(() => {});
+    await closeConnections();
+    throw error;
+  }
+  const server = app;
+  const address = server.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   logger.info({ url, bullBoard: `${url}${config.bullBoardPath}` }, 'API listening');
@@ -60,11 +76,8 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
     url,
     close() {
       closing ??= (async () => {
-        await app.close();
-        await queues.dispatch.close().catch(() => {});
-        await queues.delivery.close().catch(() => {});
-        redis.disconnect();
-        await prisma.$disconnect();
+        await server.close();
+        await closeConnections();
       })();
       return closing;
     },

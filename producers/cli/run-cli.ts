@@ -192,7 +192,9 @@ export interface CliStreams {
 export async function runCli(argv: readonly string[], streams: CliStreams): Promise<number> {
   let resolved: Resolved;
   try {
-    resolved = resolveCommand(argv);
+    // `npx webhooks -- --help` passes the "--" on, as `npm run` users type
+    // it; before the command name it can only mean "no more npx options".
+    resolved = resolveCommand(argv[0] === '--' ? argv.slice(1) : argv);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     streams.stderr.write(usageMessage(error));

@@ -157,7 +157,7 @@ describe('POST /v1/events validation', () => {
       response,
       400,
       'invalid_request',
-      'body: is empty; send a JSON object',
+      'body: is missing; send a JSON object',
     );
     expect(await countRows(env.pool)).toEqual(before);
   });
@@ -262,6 +262,41 @@ describe('GET /v1/events validation', () => {
     const id = randomUUID();
     const response = await system.request('GET', `/v1/events/${id}/deliveries`);
     expectError(response, 404, 'not_found', `event "${id}" was not found`);
+  });
+});
+
+describe('empty JSON body without a required body', () => {
+  const jsonHeaders = { 'content-type': 'application/json' };
+
+  test('POST secrets adds a secret', async () => {
+    const created = await system.request('POST', '/v1/receivers', {
+      name: 'empty-body-secrets',
+      endpoint: harness.url(),
+      subscriptions: ['test.*'],
+    });
+    expect(created.status).toBe(201);
+    const response = await sendRaw(
+      system.api.url,
+      'POST',
+      '/v1/receivers/empty-body-secrets/secrets',
+      { headers: jsonHeaders, body: '' },
+    );
+    expect(response.status).toBe(201);
+    expect(response.body.secret).toMatch(/^whsec_/);
+  });
+
+  test('DELETE receiver returns 204', async () => {
+    const created = await system.request('POST', '/v1/receivers', {
+      name: 'empty-body-delete',
+      endpoint: harness.url(),
+      subscriptions: ['test.*'],
+    });
+    expect(created.status).toBe(201);
+    const response = await sendRaw(system.api.url, 'DELETE', '/v1/receivers/empty-body-delete', {
+      headers: jsonHeaders,
+      body: '',
+    });
+    expect(response.status).toBe(204);
   });
 });
 

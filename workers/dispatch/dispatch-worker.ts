@@ -29,6 +29,11 @@ export function startDispatchWorker(
   const prisma = database.prisma;
   const queueConnection = workerConnection(config.redisUrl);
   const queues = openQueues(queueConnection, config.queuePrefix);
+  // Without a listener BullMQ prints each connection error to stderr as a
+  // multi-line stack, outside the JSON log; the worker's own 'error' event
+  // already logs the outage.
+  queues.dispatch.on('error', () => {});
+  queues.delivery.on('error', () => {});
   const workerRedis = workerConnection(config.redisUrl);
 
   const worker = new Worker<DispatchJobData>(
