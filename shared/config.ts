@@ -114,6 +114,18 @@ function readUrl(env: Env, name: string, fallback: string, schemes: string[]) {
   return value;
 }
 
+function readHost(env: Env): string {
+  const host = readString(env, 'API_HOST', '127.0.0.1');
+  const bare = host.replace(/^\[|\]$/g, '');
+  if (isIP(bare) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(bare)) {
+    throw new ConfigError(
+      'API_HOST',
+      `must be an IP address or host name such as "0.0.0.0" or "127.0.0.1", got "${host}"`,
+    );
+  }
+  return bare;
+}
+
 function readRetrySchedule(env: Env): number[] {
   const name = 'RETRY_SCHEDULE_MS';
   const raw = env[name];
@@ -222,7 +234,7 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     dispatchConcurrency: readInteger(env, 'DISPATCH_CONCURRENCY', 10, 1, 10_000),
     deliveryConcurrency: readInteger(env, 'DELIVERY_CONCURRENCY', 50, 1, 10_000),
-    apiHost: readString(env, 'API_HOST', '127.0.0.1'),
+    apiHost: readHost(env),
     apiPort: readInteger(env, 'API_PORT', 3000, 0, 65_535),
     apiToken: readString(env, 'API_TOKEN', ''),
     maxPayloadBytes: readInteger(env, 'MAX_PAYLOAD_BYTES', 262_144, 2),

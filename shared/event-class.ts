@@ -12,6 +12,9 @@ const CLASS_RULE =
 
 /** Throws a ValidationError unless `value` is a valid event class. */
 export function assertEventClass(value: unknown, field = 'event_class'): string {
+  if (value === undefined || value === null) {
+    throw new ValidationError(field, `is missing; it ${CLASS_RULE}`);
+  }
   if (typeof value !== 'string') {
     throw new ValidationError(field, `${CLASS_RULE}, got ${typeof value}`);
   }

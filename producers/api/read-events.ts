@@ -16,6 +16,8 @@ export interface AttemptView {
   result: string;
   response_status: number | null;
   response_duration_ms: number | null;
+  /** The start of the receiver's response, up to RESPONSE_BODY_LIMIT_BYTES. */
+  response_body: string | null;
   unreachable_reason: string | null;
   time_created: string;
 }
@@ -76,6 +78,7 @@ export async function listEventDeliveries(
       result: attempt.result,
       response_status: attempt.responseStatus,
       response_duration_ms: attempt.responseDuration,
+      response_body: attempt.responseBody,
       unreachable_reason: attempt.unreachableReason,
       time_created: attempt.timeCreated.toISOString(),
     })),

@@ -153,6 +153,7 @@ describe('GET /v1/events/:id/deliveries', () => {
           result: 'succeeded',
           response_status: 200,
           response_duration_ms: expect.any(Number),
+          response_body: 'ok',
           unreachable_reason: null,
           time_created: expect.stringMatching(ISO_UTC),
         },

@@ -68,7 +68,7 @@ describe('POST /v1/events validation', () => {
     ['foo..bar', `event_class: ${CLASS_RULE}, got "foo..bar"`],
     ['foo bar', `event_class: ${CLASS_RULE}, got "foo bar"`],
     ['foo*', `event_class: ${CLASS_RULE}, got "foo*"`],
-    [undefined, `event_class: ${CLASS_RULE}, got undefined`],
+    [undefined, `event_class: is missing; it ${CLASS_RULE}`],
     [42, `event_class: ${CLASS_RULE}, got number`],
   ])('rejects event_class %j', async (eventClass, message) => {
     const before = await countRows(env.pool);
