@@ -87,9 +87,11 @@ const roleEnv = {
   SWEEP_GRACE_MS: '30000',
 };
 const apiPort = String(20_000 + Math.floor(Math.random() * 20_000));
-const api = new RoleProcess('producers/api/main.ts', { ...roleEnv, API_PORT: apiPort }).start();
-const dispatch = new RoleProcess('workers/dispatch/main.ts', roleEnv).start();
-let delivery = new RoleProcess('workers/delivery/main.ts', roleEnv, process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=bench-profiles'] : []).start();
+// BENCH_CPU_PROF=1 writes a V8 CPU profile of each role to bench-profiles/.
+const profileArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=bench-profiles'] : [];
+const api = new RoleProcess('producers/api/main.ts', { ...roleEnv, API_PORT: apiPort }, profileArgs).start();
+const dispatch = new RoleProcess('workers/dispatch/main.ts', roleEnv, profileArgs).start();
+let delivery = new RoleProcess('workers/delivery/main.ts', roleEnv, profileArgs).start();
 
 const logger = createLogger('bench', 'warn');
 const producerRedis = producerConnection(redisUrl);
@@ -127,6 +129,7 @@ async function countDelivered(): Promise<number> {
 
 async function runSize(size: number) {
   await pool.query('TRUNCATE webhook_event CASCADE');
+  const rssAtStartMb = delivery.rssMb();
   sink.firstArrivalByEvent.clear();
   const events = size / receiverCount;
   const started = performance.now();
@@ -151,7 +154,15 @@ async function runSize(size: number) {
   const latencies = rows
     .map((row) => (sink.firstArrivalByEvent.get(row.id) ?? Number.NaN) - row.created_ms)
     .filter((value) => Number.isFinite(value));
-  return { size, seconds, deliveriesPerSecond: size / seconds, loadedLatency: percentiles(latencies) };
+  return {
+    size,
+    seconds,
+    deliveriesPerSecond: size / seconds,
+    loadedLatency: percentiles(latencies),
+    rssAtStartMb,
+    rssAtEndMb: delivery.rssMb(),
+    peakRssMb: delivery.peakRssMb(),
+  };
 }
 
 async function measureIdleLatency(samples: number) {
@@ -245,14 +256,16 @@ const results = {
     deliveries_per_s: round(run.deliveriesPerSecond),
     ratio_to_got: round(run.deliveriesPerSecond / gotCeiling, 3),
     loaded_latency_ms: run.loadedLatency,
+    delivery_rss_mb: { start: run.rssAtStartMb, end: run.rssAtEndMb, peak_so_far: run.peakRssMb },
   })),
 };
 
-console.log('\n| deliveries | seconds | deliveries/s | ratio to got | latency p50 / p95 / p99 ms |');
-console.log('|---:|---:|---:|---:|---|');
+console.log('\n| deliveries | seconds | deliveries/s | ratio to got | latency p50 / p95 / p99 ms | delivery RSS start → end MB |');
+console.log('|---:|---:|---:|---:|---|---|');
 for (const run of results.sizes) {
   const l = run.loaded_latency_ms;
-  console.log(`| ${run.deliveries} | ${run.seconds} | ${run.deliveries_per_s} | ${run.ratio_to_got} | ${round(l.p50)} / ${round(l.p95)} / ${round(l.p99)} |`);
+  const rss = run.delivery_rss_mb;
+  console.log(`| ${run.deliveries} | ${run.seconds} | ${run.deliveries_per_s} | ${run.ratio_to_got} | ${round(l.p50)} / ${round(l.p95)} / ${round(l.p99)} | ${round(rss.start ?? NaN)} → ${round(rss.end ?? NaN)} |`);
 }
 console.log('\n| measure | value |');
 console.log('|---|---:|');
