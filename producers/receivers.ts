@@ -227,6 +227,11 @@ export class ReceiverService {
     const now = new Date();
     try {
       const row = await this.prisma.$transaction(async (tx) => {
+        // Locking the receiver row serializes concurrent updates. Two that
+        // both replace the subscriptions would otherwise each delete the old
+        // rows and insert the same new ones, and the second insert would
+        // fail as a duplicate.
+        await tx.$queryRaw`SELECT 1 FROM webhook_rx WHERE id = ${current.id}::uuid FOR UPDATE`;
         if (patterns !== undefined) {
           await tx.webhookRxSubscription.deleteMany({ where: { rxId: current.id } });
           await tx.webhookRxSubscription.createMany({

@@ -22,9 +22,9 @@ import { ApiClient, type PublishSummary } from './demo/api-client.js';
 import { loadExampleEvents, matchesSubscription, type DemoEvent } from './demo/examples.js';
 import {
   checkPostgres,
-  checkRedis,
+  checkQueueRedis,
   databaseName,
-  deleteKeysWithPrefix,
+  deleteQueueKeys,
   recreateDatabase,
   redactUrl,
   withDatabase,
@@ -165,7 +165,7 @@ async function runDemo(): Promise<number> {
   }
 
   const unreachable = (
-    await Promise.all([checkPostgres(config.databaseUrl), checkRedis(config.redisUrl)])
+    await Promise.all([checkPostgres(config.databaseUrl), checkQueueRedis(config)])
   ).filter((problem) => problem !== null);
   if (unreachable.length > 0) {
     for (const problem of unreachable) console.error(problem);
@@ -212,7 +212,7 @@ async function runPipeline(
   cleanups: (() => Promise<unknown>)[],
 ): Promise<number> {
   const demoDatabase = databaseName(config.databaseUrl);
-  cleanups.push(() => deleteKeysWithPrefix(config.redisUrl, config.queuePrefix));
+  cleanups.push(() => deleteQueueKeys(config));
   await recreateDatabase(config.databaseUrl);
   await migrateDatabase(config.databaseUrl);
   console.log(`database ${demoDatabase} created and migrated (${redactUrl(config.databaseUrl)})`);

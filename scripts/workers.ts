@@ -2,6 +2,8 @@
 // exits unexpectedly, for hosts without a process manager:
 //   npm run workers -- --dispatch 2 --delivery 4
 // SIGTERM or SIGINT is passed on to every child, which drains and exits.
+// The supervisor then exits 0, or 1 when a child did not exit 0. A second
+// signal sends SIGKILL to every child and exits 130.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -59,7 +61,10 @@ const counts = {
 };
 
 const children = new Set<ChildProcess>();
+const restartTimers = new Set<NodeJS.Timeout>();
 let stopping = false;
+/** Becomes 1 when a child fails to stop cleanly, so the supervisor reports it. */
+let exitCode = 0;
 
 function log(message: string, fields: Record<string, unknown> = {}) {
   console.log(JSON.stringify({ time: new Date().toISOString(), role: 'supervisor', msg: message, ...fields }));
@@ -80,7 +85,11 @@ function startChild(kind: keyof typeof ENTRY_POINTS, slot: number) {
   child.on('exit', (code, signal) => {
     children.delete(child);
     if (stopping) {
-      if (children.size === 0) process.exit(0);
+      if (code !== 0) {
+        exitCode = 1;
+        log('worker did not stop cleanly', { kind, slot, pid: child.pid, code, signal });
+      }
+      if (children.size === 0) process.exit(exitCode);
       return;
     }
     if (code === 2) {
@@ -88,7 +97,11 @@ function startChild(kind: keyof typeof ENTRY_POINTS, slot: number) {
       return;
     }
     log('worker exited; restarting', { kind, slot, code, signal, restartInMs: RESTART_DELAY_MS });
-    setTimeout(() => startChild(kind, slot), RESTART_DELAY_MS);
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
+      startChild(kind, slot);
+    }, RESTART_DELAY_MS);
+    restartTimers.add(timer);
   });
 }
 
@@ -104,8 +117,12 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
   process.on(signal, () => {
     signals++;
     stopping = true;
+    // A worker waiting to be restarted stays stopped.
+    for (const timer of restartTimers) clearTimeout(timer);
+    restartTimers.clear();
     log('stopping workers', { signal, workers: children.size });
     for (const child of children) child.kill(signals > 1 ? 'SIGKILL' : 'SIGTERM');
     if (signals > 1) process.exit(130);
+    if (children.size === 0) process.exit(exitCode);
   });
 }

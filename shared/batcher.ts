@@ -1,3 +1,5 @@
+import { isConnectionError } from './db/connection-errors.js';
+
 /**
  * Groups calls that arrive while a batch is being written into the next
  * batch, so that N concurrent callers cost about one round trip instead of
@@ -54,12 +56,17 @@ export class Batcher<Input, Output> {
   /**
    * Writes a batch; when it fails, writes each input alone, so that one bad
    * input fails only its own caller instead of everyone batched with it.
+   * A lost or unreachable database fails every input alike. That error goes
+   * to every caller at once, because writing each input alone would only
+   * cost one more connection attempt per input.
    */
   private async writeWithIsolation(inputs: Input[]): Promise<(Output | BatchItemError)[]> {
     try {
       return await this.flush(inputs);
     } catch (error) {
-      if (inputs.length === 1) return [new BatchItemError(error)];
+      if (inputs.length === 1 || isConnectionError(error)) {
+        return inputs.map(() => new BatchItemError(error));
+      }
       return Promise.all(
         inputs.map((input) =>
           this.flush([input]).then(

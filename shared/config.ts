@@ -6,8 +6,16 @@ export interface Config {
   /** Maximum PostgreSQL connections that one process opens. */
   readonly databasePoolMax: number;
   readonly redisUrl: string;
+  /**
+   * Nodes of a Redis Cluster that ioredis connects to first. When the list is
+   * not empty, every Redis connection is an ioredis Cluster, and `redisUrl`
+   * only gives the user name, password and TLS of the nodes.
+   */
+  readonly redisClusterNodes: readonly RedisNode[];
   /** Prefix of every BullMQ key, so that several installs share one Redis. */
   readonly queuePrefix: string;
+  /** Number of delivery queues. All deliveries of one receiver go to the same one. */
+  readonly deliveryQueueShards: number;
   /** Delay before each retry, in ms; the budget is its length plus 1 attempts. */
   readonly retryScheduleMs: readonly number[];
   /** Fraction of each retry delay added or removed at random (0.2 is ±20%). */
@@ -30,11 +38,24 @@ export interface Config {
   readonly sweepIntervalMs: number;
   /** Age after which the sweeper re-enqueues an event or delivery. */
   readonly sweepGraceMs: number;
+  /**
+   * BullMQ's lockDuration: how long a worker's lock on a running job lasts
+   * without renewal. A job whose worker died is taken back after it expires.
+   */
+  readonly jobLockDurationMs: number;
+  /** BullMQ's stalledInterval: how often workers look for jobs whose lock expired. */
+  readonly stalledIntervalMs: number;
   readonly shutdownGraceMs: number;
   /** Networks that deliveries may reach although they are private. */
   readonly allowedPrivateNetworks: readonly string[];
   readonly bullBoardPath: string;
   readonly logLevel: string;
+}
+
+/** Address of one Redis Cluster node. */
+export interface RedisNode {
+  readonly host: string;
+  readonly port: number;
 }
 
 /** A setting that is invalid; the message names the variable and the rule. */
@@ -145,6 +166,30 @@ function readRetrySchedule(env: Env): number[] {
   });
 }
 
+function readClusterNodes(env: Env): RedisNode[] {
+  const name = 'REDIS_CLUSTER_NODES';
+  const raw = env[name] ?? '';
+  const entries = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+  return entries.map((entry) => {
+    // An IPv6 address needs brackets, because its colons would otherwise
+    // run into the one before the port.
+    const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(entry);
+    const host = match?.[1] ?? match?.[2] ?? '';
+    const port = Number(match?.[3]);
+    const validHost = match?.[1] !== undefined ? isIP(host) === 6 : host !== '';
+    if (match === null || !validHost || port < 1 || port > 65_535) {
+      throw new ConfigError(
+        name,
+        `must be comma-separated host:port pairs such as "127.0.0.1:7000,127.0.0.1:7001" ([::1]:7000 for IPv6), got "${entry}"`,
+      );
+    }
+    return { host, port };
+  });
+}
+
 function readNetworks(env: Env): string[] {
   const name = 'ALLOWED_PRIVATE_NETWORKS';
   const raw = env[name] ?? '';
@@ -188,6 +233,16 @@ export function loadConfig(env: Env = process.env): Config {
       `may contain only letters, digits, "_", "-", ":", "{" and "}", got "${queuePrefix}"`,
     );
   }
+  const redisClusterNodes = readClusterNodes(env);
+  // In cluster mode each queue's prefix becomes the hash tag
+  // "{<QUEUE_PREFIX>:<queue>}", which needs a prefix without braces of its own.
+  if (redisClusterNodes.length > 0 && /[{}]/.test(queuePrefix)) {
+    const bare = queuePrefix.replace(/[{}]/g, '');
+    throw new ConfigError(
+      'QUEUE_PREFIX',
+      `must not contain "{" or "}" when REDIS_CLUSTER_NODES is set, because every queue gets its own hash tag such as "{${bare}:dispatch}"; got "${queuePrefix}", use "${bare}"`,
+    );
+  }
   const retryJitterPercent = readInteger(env, 'RETRY_JITTER_PERCENT', 20, 0, 100);
   const bullBoardPath = readString(env, 'BULL_BOARD_PATH', '/admin/queues');
   if (!/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/.test(bullBoardPath)) {
@@ -215,7 +270,9 @@ export function loadConfig(env: Env = process.env): Config {
       'redis:',
       'rediss:',
     ]),
+    redisClusterNodes,
     queuePrefix,
+    deliveryQueueShards: readInteger(env, 'DELIVERY_QUEUE_SHARDS', 1, 1, 256),
     retryScheduleMs: readRetrySchedule(env),
     retryJitter: retryJitterPercent / 100,
     connectTimeoutMs: readInteger(
@@ -252,6 +309,20 @@ export function loadConfig(env: Env = process.env): Config {
       MAX_TIMER_MS,
     ),
     sweepGraceMs: readInteger(env, 'SWEEP_GRACE_MS', 10_000, 0),
+    jobLockDurationMs: readInteger(
+      env,
+      'JOB_LOCK_DURATION_MS',
+      30_000,
+      1_000,
+      MAX_TIMER_MS,
+    ),
+    stalledIntervalMs: readInteger(
+      env,
+      'STALLED_INTERVAL_MS',
+      30_000,
+      1_000,
+      MAX_TIMER_MS,
+    ),
     shutdownGraceMs: readInteger(
       env,
       'SHUTDOWN_GRACE_MS',

@@ -1,3 +1,4 @@
+import type { Cluster, Redis } from 'ioredis';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 
@@ -5,11 +6,15 @@ export interface Service {
   close(): Promise<void>;
 }
 
+/** Exit code of a process that a second signal stopped, as shells report SIGINT. */
+export const EXIT_CODE_SECOND_SIGNAL = 130;
+
 /**
  * Runs a long-lived role until SIGTERM or SIGINT. The first signal closes
  * the service (stop taking work, finish or hand back what it holds) and
  * exits 0, or 1 when that takes longer than SHUTDOWN_GRACE_MS. A second
- * signal exits at once with 130.
+ * signal exits at once with 130. A signal that arrives while the service is
+ * still starting is handled the same way once the start has finished.
  */
 export async function runService(
   role: string,
@@ -26,42 +31,88 @@ export async function runService(
     throw error;
   }
   const logger = createLogger(role, config.logLevel);
-  let service: Service;
+
+  let service: Service | undefined;
+  let stopSignal: NodeJS.Signals | undefined;
+  let stopStartedAt = 0;
+
+  const closeService = (current: Service) => {
+    current.close().then(
+      () => {
+        logger.info(
+          { stopMs: Math.round(performance.now() - stopStartedAt) },
+          'closed within the grace period; exiting 0',
+        );
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopSignal !== undefined) {
+      logger.warn({ signal }, 'second signal; exiting now');
+      process.exit(EXIT_CODE_SECOND_SIGNAL);
+    }
+    stopSignal = signal;
+    stopStartedAt = performance.now();
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'stopping');
+    // Not unref'd: a close that hangs with nothing else scheduled must
+    // still end in exit 1, not in a silent exit 0.
+    setTimeout(() => {
+      logger.error({ graceMs: config.shutdownGraceMs }, 'shutdown grace period passed; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    if (service !== undefined) closeService(service);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // Under `npm run workers` and the chaos run, the parent keeps an IPC
+  // channel open to the worker. The channel closes when the parent dies, and
+  // the worker then stops as on SIGTERM instead of running on unsupervised.
+  if (process.send !== undefined) {
+    process.on('disconnect', () => {
+      if (stopSignal === undefined) onSignal('SIGTERM');
+    });
+  }
+
   try {
     service = await start(config, logger);
   } catch (error) {
     logger.fatal({ err: error }, `${role} failed to start`);
     process.exit(1);
   }
+  if (stopSignal !== undefined) closeService(service);
+}
 
-  let stopping = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal; exiting now');
-      process.exit(130);
-    }
-    stopping = true;
-    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'stopping');
-    const timer = setTimeout(() => {
-      logger.error('shutdown grace period passed; exiting');
-      process.exit(1);
-    }, config.shutdownGraceMs);
-    timer.unref();
-    service.close().then(
-      () => process.exit(0),
-      (error) => {
-        logger.error({ err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-  // Under `npm run workers` the supervisor holds an IPC channel; it closes
-  // when the supervisor dies, so the worker stops instead of running on.
-  if (process.send !== undefined) {
-    process.on('disconnect', () => {
-      if (!stopping) onSignal('SIGTERM');
-    });
+/** Time that a stopping process waits for Redis to acknowledge QUIT, in ms. */
+const QUIT_TIMEOUT_MS = 1_000;
+
+/**
+ * Closes a Redis connection: QUIT when it is connected, so that pending
+ * replies arrive first, else a plain disconnect. A worker connection
+ * (`maxRetriesPerRequest: null`) queues QUIT while Redis is down and would
+ * wait for Redis to come back, which kept stopping workers from exiting.
+ */
+export async function closeRedisConnection(client: Redis | Cluster): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), QUIT_TIMEOUT_MS);
+  });
+  try {
+    const result = await Promise.race([client.quit(), timedOut]);
+    if (result === 'timeout') client.disconnect();
+  } catch {
+    // QUIT fails when the connection drops meanwhile; it is closed either way.
+    client.disconnect();
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -7,11 +7,15 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
 } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../../shared/db/client.js';
 import { WebhookError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import { withTimeout, type Queues } from '../../shared/queues.js';
+import {
+  allQueues,
+  withTimeout,
+  type Queues,
+  type RedisClient,
+} from '../../shared/queues.js';
 import type { Publisher } from '../publish.js';
 import type { ReceiverService } from '../receivers.js';
 import { registerEventRoutes } from './routes/events.js';
@@ -19,7 +23,7 @@ import { registerReceiverRoutes } from './routes/receivers.js';
 
 export interface ApiDependencies {
   prisma: PrismaClient;
-  redis: Redis;
+  redis: RedisClient;
   queues: Queues;
   publisher: Publisher;
   receivers: ReceiverService;
@@ -156,11 +160,9 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
 
   const board = new FastifyAdapter();
   board.setBasePath(deps.bullBoardPath);
+  // Each delivery shard is a queue of its own on the board.
   createBullBoard({
-    queues: [
-      new BullMQAdapter(deps.queues.dispatch),
-      new BullMQAdapter(deps.queues.delivery),
-    ],
+    queues: allQueues(deps.queues).map((queue) => new BullMQAdapter(queue)),
     serverAdapter: board,
   });
   await app.register(board.registerPlugin(), { prefix: deps.bullBoardPath });

@@ -3,7 +3,7 @@ import type { Config } from '../../shared/config.js';
 import { createPrismaClient } from '../../shared/db/client.js';
 import type { Logger } from '../../shared/logger.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
-import { openQueues, producerConnection } from '../../shared/queues.js';
+import { allQueues, openQueues, producerConnection } from '../../shared/queues.js';
 import { Publisher } from '../publish.js';
 import { ReceiverService } from '../receivers.js';
 import { buildApp } from './app.js';
@@ -21,13 +21,12 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
     poolMax: config.databasePoolMax,
     applicationName: 'webhook-api',
   });
-  const redis = producerConnection(config.redisUrl);
+  const redis = producerConnection(config);
   // ioredis reports connection problems as events; without a listener Node
   // would print them as unhandled. The health route reports Redis state.
   redis.on('error', () => {});
-  const queues = openQueues(redis, config.queuePrefix);
-  queues.dispatch.on('error', () => {});
-  queues.delivery.on('error', () => {});
+  const queues = openQueues(redis, config);
+  for (const queue of allQueues(queues)) queue.on('error', () => {});
   const publisher = new Publisher({
     prisma,
     dispatchQueue: queues.dispatch,

@@ -1,15 +1,15 @@
-import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
 import { pino } from 'pino';
 import type { Config } from '../../shared/config.js';
 import { createPrismaClient, type PrismaClient } from '../../shared/db/client.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
 import {
-  DISPATCH_QUEUE,
+  openDispatchQueue,
   producerConnection,
   withTimeout,
   type DispatchJobData,
+  type RedisClient,
 } from '../../shared/queues.js';
 import { Publisher } from '../publish.js';
 import { ReceiverService } from '../receivers.js';
@@ -33,7 +33,7 @@ export function createCliLogger(level: string): Logger {
  */
 export class CliResources {
   private prismaClient: PrismaClient | undefined;
-  private redis: Redis | undefined;
+  private redis: RedisClient | undefined;
   private dispatchQueue: Queue<DispatchJobData> | undefined;
 
   constructor(
@@ -59,16 +59,15 @@ export class CliResources {
 
   publisher(): Publisher {
     if (this.dispatchQueue === undefined) {
-      this.redis = producerConnection(this.config.redisUrl);
+      const redis = producerConnection(this.config);
       // ioredis emits connection failures as events, and an event without a
       // listener would crash the process. The Publisher logs the failed
       // enqueue itself, and the event row is already stored by then.
-      this.redis.on('error', () => {});
-      this.dispatchQueue = new Queue<DispatchJobData>(DISPATCH_QUEUE, {
-        connection: this.redis,
-        prefix: this.config.queuePrefix,
-      });
-      this.dispatchQueue.on('error', () => {});
+      redis.on('error', () => {});
+      const dispatchQueue = openDispatchQueue(redis, this.config);
+      dispatchQueue.on('error', () => {});
+      this.redis = redis;
+      this.dispatchQueue = dispatchQueue;
     }
     return new Publisher({
       prisma: this.prisma,

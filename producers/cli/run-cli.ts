@@ -27,6 +27,10 @@ function environmentHelp(): string {
   const rows: [string, string][] = [
     ['DATABASE_URL', `PostgreSQL URL (default ${defaults.databaseUrl})`],
     ['REDIS_URL', `Redis URL, used by "publish" only (default ${defaults.redisUrl})`],
+    [
+      'REDIS_CLUSTER_NODES',
+      'Comma-separated host:port of Redis Cluster nodes; when set, "publish" uses the cluster instead of REDIS_URL (default none)',
+    ],
     ['QUEUE_PREFIX', `Prefix of the BullMQ keys in Redis (default ${defaults.queuePrefix})`],
     [
       'ALLOWED_PRIVATE_NETWORKS',

@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { loadConfig } from '../../shared/config.js';
 import { createPrismaClient } from '../../shared/db/client.js';
 import { migrateDatabase } from '../../shared/db/migrate.js';
 import { createLogger } from '../../shared/logger.js';
@@ -79,6 +80,8 @@ log(`got ${round(gotCeiling)}/s, bullmq ${round(bullmqCeiling)}/s, prisma create
 const roleEnv = {
   DATABASE_URL: databaseUrl.toString(),
   REDIS_URL: redisUrl,
+  // The ceilings and the memory scan use REDIS_URL, so the roles do too.
+  REDIS_CLUSTER_NODES: '',
   QUEUE_PREFIX: queuePrefix,
   ALLOWED_PRIVATE_NETWORKS: '127.0.0.0/8',
   LOG_LEVEL: 'warn',
@@ -94,8 +97,11 @@ const dispatch = new RoleProcess('workers/dispatch/main.ts', roleEnv, profileArg
 let delivery = new RoleProcess('workers/delivery/main.ts', roleEnv, profileArgs).start();
 
 const logger = createLogger('bench', 'warn');
-const producerRedis = producerConnection(redisUrl);
-const queues = openQueues(producerRedis, queuePrefix);
+// The roles' settings, DELIVERY_QUEUE_SHARDS included, so that the bench
+// reads the same delivery queues as they do.
+const roleConfig = loadConfig({ ...process.env, ...roleEnv });
+const producerRedis = producerConnection(roleConfig);
+const queues = openQueues(producerRedis, roleConfig);
 const publisher = new Publisher({ prisma, dispatchQueue: queues.dispatch, logger, maxPayloadBytes: 262_144 });
 const receivers = new ReceiverService(prisma, new NetworkGuard(['127.0.0.0/8']));
 for (let index = 0; index < receiverCount; index++) {
@@ -205,7 +211,10 @@ async function measureRedisBytesPerDelayedDelivery(count: number) {
     if (rows[0].n >= count) break;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  const delayed = await queues.delivery.getDelayedCount();
+  const delayedCounts = await Promise.all(
+    queues.delivery.shards.map((queue) => queue.getDelayedCount()),
+  );
+  const delayed = delayedCounts.reduce((total, count) => total + count, 0);
   const after = await prefixBytes(redis);
   sink.answerWith(200);
   redis.disconnect();
@@ -280,7 +289,9 @@ if (values.json) writeFileSync(values.json, `${JSON.stringify(results, null, 2)}
 
 await Promise.all([api.stop(), dispatch.stop(), delivery.stop()]);
 await queues.dispatch.obliterate({ force: true }).catch(() => {});
-await queues.delivery.obliterate({ force: true }).catch(() => {});
+for (const queue of queues.delivery.shards) {
+  await queue.obliterate({ force: true }).catch(() => {});
+}
 await queues.dispatch.close();
 await queues.delivery.close();
 producerRedis.disconnect();

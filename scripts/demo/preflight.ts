@@ -1,5 +1,7 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
+import type { Config } from '../../shared/config.js';
+import { clusterOptions, queueKeyPattern } from '../../shared/queues.js';
 
 /** How long the start-up checks wait for PostgreSQL and Redis, in ms. */
 export const PREFLIGHT_TIMEOUT_MS = 3_000;
@@ -94,6 +96,76 @@ export async function checkRedis(redisUrl: string): Promise<string | null> {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Checks the Redis of `config`: the REDIS_CLUSTER_NODES cluster when that is
+ * set, else REDIS_URL. Returns null when it replies PONG to PING, or a
+ * message for the user.
+ */
+export async function checkQueueRedis(config: Config): Promise<string | null> {
+  if (config.redisClusterNodes.length === 0) return checkRedis(config.redisUrl);
+  const where = config.redisClusterNodes.map(({ host, port }) => `${host}:${port}`).join(',');
+  const cluster = new Cluster(
+    config.redisClusterNodes.map(({ host, port }) => ({ host, port })),
+    clusterOptions(
+      config.redisUrl,
+      { connectTimeout: PREFLIGHT_TIMEOUT_MS, maxRetriesPerRequest: 0 },
+      { lazyConnect: true, enableOfflineQueue: false, clusterRetryStrategy: () => null },
+    ),
+  );
+  let lastError: unknown;
+  cluster.on('error', (error) => {
+    lastError = error;
+  });
+  try {
+    await cluster.connect();
+    const reply = await cluster.ping();
+    return reply === 'PONG' ? null : `Redis Cluster at ${where} answered PING with "${reply}"`;
+  } catch (error) {
+    return `Redis Cluster is not reachable at ${where} (${errorText(lastError ?? error)}); check REDIS_CLUSTER_NODES`;
+  } finally {
+    cluster.disconnect();
+  }
+}
+
+/**
+ * Deletes every key of this install's queues (see queueKeyPattern), on each
+ * master when REDIS_CLUSTER_NODES is set.
+ */
+export async function deleteQueueKeys(config: Config): Promise<number> {
+  if (config.redisClusterNodes.length === 0) {
+    return deleteKeysWithPrefix(config.redisUrl, config.queuePrefix);
+  }
+  const cluster = new Cluster(
+    config.redisClusterNodes.map(({ host, port }) => ({ host, port })),
+    clusterOptions(
+      config.redisUrl,
+      { connectTimeout: PREFLIGHT_TIMEOUT_MS, maxRetriesPerRequest: 1 },
+      { clusterRetryStrategy: () => null },
+    ),
+  );
+  cluster.on('error', () => {});
+  let deleted = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      cluster.once('ready', resolve);
+      cluster.once('end', () => reject(new Error('the Redis Cluster connection closed')));
+    });
+    for (const node of cluster.nodes('master')) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', queueKeyPattern(config), 'COUNT', 1000);
+        // One DEL per key: keys of different queues sit in different slots,
+        // and a DEL of several keys must stay in one slot.
+        for (const key of keys) deleted += await node.del(key);
+        cursor = next;
+      } while (cursor !== '0');
+    }
+  } finally {
+    cluster.disconnect();
+  }
+  return deleted;
 }
 
 /**

@@ -1,8 +1,12 @@
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { dispatchEvent } from '../../workers/dispatch/dispatch-event.js';
 import { createLogger } from '../../shared/logger.js';
-import { openQueues, workerConnection, type Queues } from '../../shared/queues.js';
+import {
+  openQueues,
+  workerConnection,
+  type Queues,
+  type RedisClient,
+} from '../../shared/queues.js';
 import { ReceiverHarness } from '../helpers/receiver-harness.js';
 import { startSystem, type RunningSystem } from '../helpers/system.js';
 import { createTestEnv, waitFor, type TestEnv } from '../helpers/test-env.js';
@@ -13,7 +17,7 @@ let env: TestEnv;
 let system: RunningSystem;
 let steady: ReceiverHarness;
 let flaky: ReceiverHarness;
-let connection: Redis;
+let connection: RedisClient;
 let queues: Queues;
 
 beforeAll(async () => {
@@ -30,8 +34,8 @@ beforeAll(async () => {
     seen.add(webhookId);
     return { status: 500 };
   }).start();
-  connection = workerConnection(env.redisUrl);
-  queues = openQueues(connection, env.queuePrefix);
+  connection = workerConnection(env.config());
+  queues = openQueues(connection, env.config());
 
   for (const [name, harness] of [
     ['steady', steady],
@@ -58,7 +62,7 @@ afterAll(async () => {
 
 function dispatch(eventId: string) {
   return dispatchEvent(
-    { pool: env.pool, deliveryQueue: queues.delivery, logger: createLogger('test', 'silent') },
+    { pool: env.pool, deliveryQueues: queues.delivery, logger: createLogger('test', 'silent') },
     eventId,
   );
 }
@@ -200,7 +204,7 @@ describe('GET /v1/events/:id/deliveries', () => {
       data: {},
     });
     // Pausing the delivery queue keeps the new delivery pending.
-    await queues.delivery.pause();
+    for (const queue of queues.delivery.shards) await queue.pause();
     try {
       await dispatch(published.body.id);
       const listed = await system.request(
@@ -215,7 +219,7 @@ describe('GET /v1/events/:id/deliveries', () => {
       expect(delivery.time_completed).toBeNull();
       expect(delivery.attempt_log).toEqual([]);
     } finally {
-      await queues.delivery.resume();
+      for (const queue of queues.delivery.shards) await queue.resume();
     }
   });
 });

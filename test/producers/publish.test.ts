@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { PayloadTooLargeError, Publisher } from '../../producers/publish.js';
 import { ConflictError, ValidationError } from '../../shared/errors.js';
@@ -11,6 +10,7 @@ import {
   producerConnection,
   type DispatchJobData,
   type Queues,
+  type RedisClient,
 } from '../../shared/queues.js';
 import { ReceiverHarness } from '../helpers/receiver-harness.js';
 import { countRows } from '../helpers/row-counts.js';
@@ -23,7 +23,7 @@ const MAX_PAYLOAD_BYTES = 1024;
 let env: TestEnv;
 let system: RunningSystem;
 let harness: ReceiverHarness;
-let connection: Redis;
+let connection: RedisClient;
 let queues: Queues;
 let publisher: Publisher;
 
@@ -33,8 +33,8 @@ beforeAll(async () => {
   // grace 1 s). No delivery worker runs, so no request leaves the process.
   system = await startSystem(env, { delivery: false });
   harness = await new ReceiverHarness().start();
-  connection = producerConnection(env.redisUrl);
-  queues = openQueues(connection, env.queuePrefix);
+  connection = producerConnection(env.config());
+  queues = openQueues(connection, env.config());
   publisher = new Publisher({
     prisma: env.prisma,
     dispatchQueue: queues.dispatch,
@@ -242,7 +242,10 @@ describe('publishEvent without Redis', () => {
     expect(receiver.status).toBe(201);
 
     const port = await unusedLoopbackPort();
-    const deadConnection = producerConnection(`redis://127.0.0.1:${port}`);
+    const deadConnection = producerConnection({
+      redisUrl: `redis://127.0.0.1:${port}`,
+      redisClusterNodes: [],
+    });
     const deadQueue = new Queue<DispatchJobData>(DISPATCH_QUEUE, {
       connection: deadConnection,
       prefix: env.queuePrefix,

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { UnrecoverableError, Worker, type Queue } from 'bullmq';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import {
   DELIVERY_QUEUE,
   openQueues,
   workerConnection,
+  type DeliveryJobData,
   type Queues,
+  type RedisClient,
 } from '../../shared/queues.js';
 import { createLogger } from '../../shared/logger.js';
 import { Sweeper } from '../../workers/dispatch/sweeper.js';
@@ -18,8 +19,9 @@ let env: TestEnv;
 let system: RunningSystem;
 let sweeper: Sweeper;
 let harness: ReceiverHarness;
-let connection: Redis;
+let connection: RedisClient;
 let queues: Queues;
+let deliveryQueue: Queue<DeliveryJobData>;
 
 beforeAll(async () => {
   env = await createTestEnv();
@@ -35,8 +37,10 @@ beforeAll(async () => {
   });
   sweeper = system.dispatch!.sweeper;
   harness = await new ReceiverHarness().start();
-  connection = workerConnection(env.redisUrl);
-  queues = openQueues(connection, env.queuePrefix);
+  connection = workerConnection(env.config());
+  queues = openQueues(connection, env.config());
+  // The test config has one delivery shard.
+  deliveryQueue = queues.delivery.shards[0]!;
 });
 
 afterAll(async () => {
@@ -60,7 +64,7 @@ beforeEach(async () => {
     `UPDATE webhook_event SET time_dispatched = now() WHERE time_dispatched IS NULL`,
   );
   await env.pool.query(`UPDATE webhook_rx SET time_deleted = now() WHERE time_deleted IS NULL`);
-  await queues.delivery.obliterate({ force: true });
+  await deliveryQueue.obliterate({ force: true });
 });
 
 async function createReceiver(name: string, subscriptions: string[]): Promise<string> {
@@ -187,36 +191,36 @@ describe('sweeper deliveries', () => {
   test('requeues delivery whose job vanished', async () => {
     await createReceiver('vanished-rx', ['vanished.*']);
     const deliveryId = await pendingDelivery('vanished.ping');
-    expect(await queues.delivery.remove(deliveryId)).toBe(1);
+    expect(await deliveryQueue.remove(deliveryId)).toBe(1);
     await ageDelivery(deliveryId);
 
     expect(await sweeper.sweepOnce()).toEqual({ events: 0, deliveries: 1 });
-    const job = await queues.delivery.getJob(deliveryId);
+    const job = await deliveryQueue.getJob(deliveryId);
     expect(job?.data).toEqual({ deliveryId });
-    expect(await queues.delivery.getWaitingCount()).toBe(1);
+    expect(await deliveryQueue.getWaitingCount()).toBe(1);
 
     expect(await sweeper.sweepOnce()).toEqual({ events: 0, deliveries: 0 });
-    expect(await queues.delivery.getWaitingCount()).toBe(1);
+    expect(await deliveryQueue.getWaitingCount()).toBe(1);
   });
 
   test('keeps delivery whose job exists', async () => {
     await createReceiver('present-rx', ['present.*']);
     const deliveryId = await pendingDelivery('present.ping');
     await ageDelivery(deliveryId);
-    const job = await queues.delivery.getJob(deliveryId);
+    const job = await deliveryQueue.getJob(deliveryId);
     expect(job?.data).toEqual({ deliveryId });
 
     expect(await sweeper.sweepOnce()).toEqual({ events: 0, deliveries: 0 });
-    expect(await queues.delivery.getWaitingCount()).toBe(1);
-    expect((await queues.delivery.getJob(deliveryId))?.timestamp).toBe(job?.timestamp);
+    expect(await deliveryQueue.getWaitingCount()).toBe(1);
+    expect((await deliveryQueue.getJob(deliveryId))?.timestamp).toBe(job?.timestamp);
   });
 
   test('leaves delivery within grace', async () => {
     await createReceiver('young-rx', ['young.*']);
     const deliveryId = await pendingDelivery('young.ping');
-    expect(await queues.delivery.remove(deliveryId)).toBe(1);
+    expect(await deliveryQueue.remove(deliveryId)).toBe(1);
     expect(await sweeper.sweepOnce()).toEqual({ events: 0, deliveries: 0 });
-    expect(await queues.delivery.getJob(deliveryId)).toBeUndefined();
+    expect(await deliveryQueue.getJob(deliveryId)).toBeUndefined();
   });
 
   test('requeues delivery whose job failed', async () => {
@@ -227,11 +231,11 @@ describe('sweeper deliveries', () => {
       async () => {
         throw new UnrecoverableError('failed on purpose');
       },
-      { connection: workerConnection(env.redisUrl), prefix: env.queuePrefix },
+      { connection: workerConnection(env.config()), prefix: env.queuePrefix },
     );
     try {
       await waitFor(
-        async () => (await queues.delivery.getJob(deliveryId))?.failedReason === 'failed on purpose',
+        async () => (await deliveryQueue.getJob(deliveryId))?.failedReason === 'failed on purpose',
         { message: 'the delivery job to fail' },
       );
     } finally {
@@ -240,7 +244,7 @@ describe('sweeper deliveries', () => {
     await ageDelivery(deliveryId);
 
     expect(await sweeper.sweepOnce()).toEqual({ events: 0, deliveries: 1 });
-    const job = await queues.delivery.getJob(deliveryId);
+    const job = await deliveryQueue.getJob(deliveryId);
     expect(await job?.getState()).toBe('waiting');
     expect(job?.attemptsMade).toBe(0);
   });
@@ -248,7 +252,7 @@ describe('sweeper deliveries', () => {
   test('skips delivery under lease', async () => {
     await createReceiver('leased-rx', ['leased.*']);
     const deliveryId = await pendingDelivery('leased.ping');
-    expect(await queues.delivery.remove(deliveryId)).toBe(1);
+    expect(await deliveryQueue.remove(deliveryId)).toBe(1);
     await ageDelivery(deliveryId);
     await env.pool.query(
       `UPDATE webhook_delivery SET deliverator_id = 'test-worker', time_leased = now()
@@ -263,7 +267,7 @@ describe('sweeper deliveries', () => {
       [deliveryId],
     );
     expect(await sweeper.sweepOnce()).toEqual({ events: 0, deliveries: 1 });
-    expect((await queues.delivery.getJob(deliveryId))?.data).toEqual({ deliveryId });
+    expect((await deliveryQueue.getJob(deliveryId))?.data).toEqual({ deliveryId });
   });
 
   test('counts events and deliveries', async () => {
@@ -271,7 +275,7 @@ describe('sweeper deliveries', () => {
     const first = await pendingDelivery('mixed.one');
     const second = await pendingDelivery('mixed.two');
     for (const id of [first, second]) {
-      expect(await queues.delivery.remove(id)).toBe(1);
+      expect(await deliveryQueue.remove(id)).toBe(1);
       await ageDelivery(id);
     }
     await insertEvent('unmatched.a', 30);
@@ -287,7 +291,7 @@ describe('sweeper batches', () => {
     return new Sweeper({
       prisma: env.prisma,
       dispatchQueue: queues.dispatch,
-      deliveryQueue: queues.delivery,
+      deliveryQueues: queues.delivery,
       logger: createLogger('test', 'silent'),
       graceMs: 1_000,
       leaseTimeoutMs: 4_000,
@@ -341,7 +345,7 @@ describe('sweeper batches', () => {
       },
       { message: 'three deliveries of one event' },
     );
-    for (const id of deliveryIds) expect(await queues.delivery.remove(id)).toBe(1);
+    for (const id of deliveryIds) expect(await deliveryQueue.remove(id)).toBe(1);
     await env.pool.query(
       `UPDATE webhook_delivery SET time_created = ${SHARED_TIME} WHERE event_id = $1`,
       [published.body.id],
@@ -351,7 +355,7 @@ describe('sweeper batches', () => {
     for (let run = 0; run < 3; run += 1) counts.push((await small.sweepOnce()).deliveries);
     expect(counts).toEqual([2, 1, 0]);
     for (const id of deliveryIds) {
-      expect((await queues.delivery.getJob(id))?.data).toEqual({ deliveryId: id });
+      expect((await deliveryQueue.getJob(id))?.data).toEqual({ deliveryId: id });
     }
   });
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { ReceiverService } from '../../producers/receivers.js';
 import { createLogger } from '../../shared/logger.js';
@@ -9,7 +9,9 @@ import {
   dispatchJobOptions,
   openQueues,
   workerConnection,
+  type DeliveryJobData,
   type Queues,
+  type RedisClient,
 } from '../../shared/queues.js';
 import { dispatchEvent } from '../../workers/dispatch/dispatch-event.js';
 import { ReceiverHarness } from '../helpers/receiver-harness.js';
@@ -18,8 +20,9 @@ import { createTestEnv, waitFor, type TestEnv } from '../helpers/test-env.js';
 
 let env: TestEnv;
 let harness: ReceiverHarness;
-let connection: Redis;
+let connection: RedisClient;
 let queues: Queues;
+let deliveryQueue: Queue<DeliveryJobData>;
 let receivers: ReceiverService;
 
 beforeAll(async () => {
@@ -27,8 +30,10 @@ beforeAll(async () => {
   // Receivers point at this harness, but no delivery worker runs in this
   // file, so it never gets a request.
   harness = await new ReceiverHarness().start();
-  connection = workerConnection(env.redisUrl);
-  queues = openQueues(connection, env.queuePrefix);
+  connection = workerConnection(env.config());
+  queues = openQueues(connection, env.config());
+  // The test config has one delivery shard.
+  deliveryQueue = queues.delivery.shards[0]!;
   receivers = new ReceiverService(env.prisma, new NetworkGuard(['127.0.0.0/8']));
 });
 
@@ -48,7 +53,7 @@ beforeEach(async () => {
 
 function dispatch(eventId: string) {
   return dispatchEvent(
-    { pool: env.pool, deliveryQueue: queues.delivery, logger: createLogger('test', 'silent') },
+    { pool: env.pool, deliveryQueues: queues.delivery, logger: createLogger('test', 'silent') },
     eventId,
   );
 }
@@ -125,7 +130,7 @@ describe('dispatchEvent fan-out', () => {
     expect(event.num_dispatched).toBe(5);
 
     for (const deliveryId of outcome.deliveryIds) {
-      const job = await queues.delivery.getJob(deliveryId);
+      const job = await deliveryQueue.getJob(deliveryId);
       expect(job?.data).toEqual({ deliveryId });
     }
   });
@@ -181,7 +186,7 @@ describe('duplicate dispatch', () => {
     const first = await dispatch(eventId);
     expect(first.kind).toBe('dispatched');
     const dispatchedAt = (await eventRow(eventId)).time_dispatched;
-    const waitingBefore = await queues.delivery.getWaitingCount();
+    const waitingBefore = await deliveryQueue.getWaitingCount();
 
     const second = await dispatch(eventId);
     expect(second.kind).toBe('already_dispatched');
@@ -192,7 +197,7 @@ describe('duplicate dispatch', () => {
     const event = await eventRow(eventId);
     expect(event.time_dispatched.getTime()).toBe(dispatchedAt.getTime());
     expect(event.num_dispatched).toBe(2);
-    expect(await queues.delivery.getWaitingCount()).toBe(waitingBefore);
+    expect(await deliveryQueue.getWaitingCount()).toBe(waitingBefore);
   });
 
   test('concurrent calls dispatch once', async () => {
@@ -229,13 +234,13 @@ describe('duplicate dispatch', () => {
        WHERE id = $1`,
       [deliveredId],
     );
-    expect(await queues.delivery.remove(pendingId)).toBe(1);
-    expect(await queues.delivery.remove(deliveredId)).toBe(1);
+    expect(await deliveryQueue.remove(pendingId)).toBe(1);
+    expect(await deliveryQueue.remove(deliveredId)).toBe(1);
 
     const outcome = await dispatch(eventId);
     expect(outcome).toEqual({ kind: 'already_dispatched', deliveryIds: [pendingId] });
-    expect((await queues.delivery.getJob(pendingId))?.data).toEqual({ deliveryId: pendingId });
-    expect(await queues.delivery.getJob(deliveredId)).toBeUndefined();
+    expect((await deliveryQueue.getJob(pendingId))?.data).toEqual({ deliveryId: pendingId });
+    expect(await deliveryQueue.getJob(deliveredId)).toBeUndefined();
   });
 });
 

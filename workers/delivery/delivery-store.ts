@@ -207,12 +207,13 @@ export class DeliveryStore {
 
   private unclaimedResult(state: string, leaseAgeMs: number | null): ClaimResult {
     if (state !== 'pending') return { kind: 'finished' };
-    // A pending row that was not claimable is leased by another worker, or
-    // locked by a write in progress (lease age unknown).
-    const age = leaseAgeMs ?? 0;
+    // A pending row without a lease was skipped because a write, such as an
+    // attempt being recorded, held its row lock. No worker leases it, so the
+    // caller may try again in a moment instead of waiting out a whole lease.
+    if (leaseAgeMs === null) return { kind: 'leased', leaseExpiresInMs: 0 };
     return {
       kind: 'leased',
-      leaseExpiresInMs: Math.max(0, this.leaseTimeoutMs - age),
+      leaseExpiresInMs: Math.max(0, this.leaseTimeoutMs - leaseAgeMs),
     };
   }
 

@@ -6,13 +6,20 @@ import {
   DELIVERY_QUEUE,
   deliveryJobOptions,
   type DeliveryJobData,
+  type DeliveryQueues,
 } from '../../shared/queues.js';
 
 export interface DispatchDependencies {
   /** Dispatch runs once per event, so it uses node-postgres directly. */
   pool: pg.Pool;
-  deliveryQueue: Queue<DeliveryJobData>;
+  deliveryQueues: DeliveryQueues;
   logger: Logger;
+}
+
+/** A delivery to enqueue, with the receiver that picks its shard. */
+export interface DeliveryRef {
+  id: string;
+  rxId: string;
 }
 
 export type DispatchOutcome =
@@ -43,7 +50,7 @@ const DISPATCH_SQL = `
       SELECT gen_random_uuid(), ev.id, live.rx_id, 'event', 'pending', 0, now()
       FROM ev CROSS JOIN live
       ON CONFLICT (event_id, rx_id) WHERE triggered_by = 'event' DO NOTHING
-      RETURNING id
+      RETURNING id, rx_id
     ), marked AS (
       UPDATE webhook_event
       SET time_dispatched = now(), time_modified = now(),
@@ -51,11 +58,13 @@ const DISPATCH_SQL = `
       WHERE id IN (SELECT id FROM ev)
       RETURNING num_dispatched
     )
-    SELECT inserted.id::text AS delivery_id, marked.num_dispatched
+    SELECT inserted.id::text AS delivery_id, inserted.rx_id::text AS rx_id,
+      marked.num_dispatched
     FROM marked LEFT JOIN inserted ON true`;
 
 interface DispatchRow {
   delivery_id: string | null;
+  rx_id: string | null;
   num_dispatched: number;
 }
 
@@ -76,45 +85,67 @@ export async function dispatchEvent(
   const { rows } = await deps.pool.query<DispatchRow>(DISPATCH_SQL, [eventId]);
 
   if (rows.length > 0) {
-    const deliveryIds = rows
-      .map((row) => row.delivery_id)
-      .filter((id): id is string => id !== null);
-    await enqueueDeliveries(deps.deliveryQueue, deliveryIds);
+    const deliveries = rows.flatMap((row) =>
+      row.delivery_id === null || row.rx_id === null
+        ? []
+        : [{ id: row.delivery_id, rxId: row.rx_id }],
+    );
+    await enqueueDeliveries(deps.deliveryQueues, deliveries);
     return {
       kind: 'dispatched',
-      deliveryIds,
+      deliveryIds: deliveries.map((delivery) => delivery.id),
       numDispatched: Number(rows[0]!.num_dispatched),
     };
   }
 
   // Nothing was marked: the event is gone, or an earlier run dispatched it
   // and may have died before adding the delivery jobs.
-  const { rows: pending } = await deps.pool.query<{ id: string | null }>(
-    `SELECT d.id::text AS id FROM webhook_event e
+  const { rows: pending } = await deps.pool.query<{
+    id: string | null;
+    rx_id: string | null;
+  }>(
+    `SELECT d.id::text AS id, d.rx_id::text AS rx_id FROM webhook_event e
      LEFT JOIN webhook_delivery d
        ON d.event_id = e.id AND d.triggered_by = 'event' AND d.time_completed IS NULL
      WHERE e.id = $1::uuid`,
     [eventId],
   );
   if (pending.length === 0) return { kind: 'not_found' };
-  const deliveryIds = pending
-    .map((row) => row.id)
-    .filter((id): id is string => id !== null);
-  await enqueueDeliveries(deps.deliveryQueue, deliveryIds);
-  return { kind: 'already_dispatched', deliveryIds };
+  const deliveries = pending.flatMap((row) =>
+    row.id === null || row.rx_id === null ? [] : [{ id: row.id, rxId: row.rx_id }],
+  );
+  await enqueueDeliveries(deps.deliveryQueues, deliveries);
+  return {
+    kind: 'already_dispatched',
+    deliveryIds: deliveries.map((delivery) => delivery.id),
+  };
 }
 
-/** Adds one job per delivery; an id that already has a job is skipped. */
+/**
+ * Adds one job per delivery to its receiver's shard. BullMQ skips an id that
+ * already has a job. Each shard gets its own addBulk, because on a Redis
+ * Cluster one command cannot span the hash slots of two queues.
+ */
 export async function enqueueDeliveries(
-  queue: Queue<DeliveryJobData>,
-  deliveryIds: readonly string[],
+  queues: DeliveryQueues,
+  deliveries: readonly DeliveryRef[],
 ): Promise<void> {
-  if (deliveryIds.length === 0) return;
-  await queue.addBulk(
-    deliveryIds.map((deliveryId) => ({
-      name: DELIVERY_QUEUE,
-      data: { deliveryId },
-      opts: deliveryJobOptions(deliveryId),
-    })),
+  const byQueue = new Map<Queue<DeliveryJobData>, DeliveryRef[]>();
+  for (const delivery of deliveries) {
+    const queue = queues.forReceiver(delivery.rxId);
+    const batch = byQueue.get(queue);
+    if (batch) batch.push(delivery);
+    else byQueue.set(queue, [delivery]);
+  }
+  await Promise.all(
+    [...byQueue].map(([queue, batch]) =>
+      queue.addBulk(
+        batch.map(({ id }) => ({
+          name: DELIVERY_QUEUE,
+          data: { deliveryId: id },
+          opts: deliveryJobOptions(id),
+        })),
+      ),
+    ),
   );
 }

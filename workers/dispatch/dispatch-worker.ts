@@ -1,10 +1,12 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import { createDatabase } from '../../shared/db/client.js';
+import { closeRedisConnection } from '../../shared/lifecycle.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DISPATCH_QUEUE,
   openQueues,
+  queueKeyPrefix,
   workerConnection,
   type DispatchJobData,
 } from '../../shared/queues.js';
@@ -27,14 +29,14 @@ export function startDispatchWorker(
     applicationName: 'webhook-dispatch',
   });
   const prisma = database.prisma;
-  const queueConnection = workerConnection(config.redisUrl);
-  const queues = openQueues(queueConnection, config.queuePrefix);
+  const queueConnection = workerConnection(config);
+  const queues = openQueues(queueConnection, config);
   // Without a listener BullMQ prints each connection error to stderr as a
   // multi-line stack, outside the JSON log; the worker's own 'error' event
   // already logs the outage.
   queues.dispatch.on('error', () => {});
-  queues.delivery.on('error', () => {});
-  const workerRedis = workerConnection(config.redisUrl);
+  for (const queue of queues.delivery.shards) queue.on('error', () => {});
+  const workerRedis = workerConnection(config);
 
   const worker = new Worker<DispatchJobData>(
     DISPATCH_QUEUE,
@@ -44,7 +46,7 @@ export function startDispatchWorker(
         throw new UnrecoverableError(`job ${job.id} has no eventId in its data`);
       }
       const outcome = await dispatchEvent(
-        { pool: database.pool, deliveryQueue: queues.delivery, logger },
+        { pool: database.pool, deliveryQueues: queues.delivery, logger },
         eventId,
       );
       const log = logger.child({ eventId });
@@ -65,8 +67,10 @@ export function startDispatchWorker(
     },
     {
       connection: workerRedis,
-      prefix: config.queuePrefix,
+      prefix: queueKeyPrefix(config, DISPATCH_QUEUE),
       concurrency: config.dispatchConcurrency,
+      lockDuration: config.jobLockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
     },
   );
   worker.on('failed', (job, error) => {
@@ -76,11 +80,18 @@ export function startDispatchWorker(
     );
   });
   worker.on('error', (error) => logger.error({ err: error }, 'dispatch worker error'));
+  // A worker that never reached Redis cannot have fetched a job, so closing
+  // it with force loses nothing and keeps BullMQ from waiting for a
+  // connection while Redis is down.
+  let workerReady = false;
+  worker.once('ready', () => {
+    workerReady = true;
+  });
 
   const sweeper = new Sweeper({
     prisma,
     dispatchQueue: queues.dispatch,
-    deliveryQueue: queues.delivery,
+    deliveryQueues: queues.delivery,
     logger: logger.child({ component: 'sweeper' }),
     graceMs: config.sweepGraceMs,
     leaseTimeoutMs: config.leaseTimeoutMs,
@@ -99,11 +110,11 @@ export function startDispatchWorker(
       closing ??= (async () => {
         const steps = [
           () => sweeper.stop(),
-          () => worker.close(),
+          () => worker.close(!workerReady),
           () => queues.dispatch.close(),
           () => queues.delivery.close(),
-          () => queueConnection.quit().then(() => undefined),
-          () => workerRedis.quit().then(() => undefined),
+          () => closeRedisConnection(queueConnection),
+          () => closeRedisConnection(workerRedis),
           () => database.close(),
         ];
         for (const step of steps) {

@@ -1,19 +1,21 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { PrismaClient } from '../../shared/db/client.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DISPATCH_QUEUE,
   dispatchJobOptions,
-  type DeliveryJobData,
+  type DeliveryQueues,
   type DispatchJobData,
+  type RedisClient,
 } from '../../shared/queues.js';
-import { enqueueDeliveries } from './dispatch-event.js';
+import { enqueueDeliveries, type DeliveryRef } from './dispatch-event.js';
+import { findIdsWithoutLiveJob } from './job-liveness.js';
+import { PeriodLock } from './period-lock.js';
 
 export interface SweeperOptions {
   prisma: PrismaClient;
   dispatchQueue: Queue<DispatchJobData>;
-  deliveryQueue: Queue<DeliveryJobData>;
+  deliveryQueues: DeliveryQueues;
   logger: Logger;
   /** Age after which an unfinished row without a job is re-enqueued. */
   graceMs: number;
@@ -87,18 +89,25 @@ export class Sweeper {
 
   private async sweepIfLeader(): Promise<void> {
     const redis = (await this.options.dispatchQueue.getBackend()
-      .client) as unknown as Redis;
+      .client) as unknown as RedisClient;
     const lockKey = this.options.dispatchQueue.toKey('sweeper-lock');
-    const lockMs = Math.max(1_000, this.options.intervalMs - 100);
-    const acquired = await redis.set(lockKey, String(process.pid), 'PX', lockMs, 'NX');
-    if (acquired !== 'OK') return;
-    const result = await this.sweepOnce();
-    // Most runs find nothing, so those log at debug level only.
-    if (result.events + result.deliveries > 0) {
-      this.options.logger.info(result, 'sweep re-enqueued work');
-    } else {
-      this.options.logger.debug(result, 'sweep found nothing to re-enqueue');
-    }
+    const lock = new PeriodLock(redis, lockKey, this.options.intervalMs);
+    const run = await lock.runIfFree(
+      async () => {
+        const startedAt = new Date();
+        const result = await this.sweepOnce();
+        return { ...result, startedAt, durationMs: Date.now() - startedAt.getTime() };
+      },
+      (message, error) => this.options.logger.warn({ lockKey, err: error }, `sweeper ${message}`),
+    );
+    if (!run.ran) return;
+    // One line per run, also when it found nothing, so that the runs of all
+    // processes can be counted and checked for overlap.
+    const found = run.value.events + run.value.deliveries > 0;
+    this.options.logger.info(
+      { ...run.value, startedAt: run.value.startedAt.toISOString() },
+      found ? 'sweep re-enqueued work' : 'sweep found nothing to re-enqueue',
+    );
   }
 
   /** Runs one sweep and returns how many events and deliveries it enqueued. */
@@ -142,8 +151,8 @@ export class Sweeper {
     const leaseSeconds = this.options.leaseTimeoutMs / 1000;
     const cursor = this.deliveryCursor ?? START_CURSOR;
     // Served by webhook_delivery_in_flight, with a cursor as in sweepEvents.
-    const rows = await this.options.prisma.$queryRaw<CursorRow[]>`
-      SELECT id::text, time_created::text AS time_created FROM webhook_delivery
+    const rows = await this.options.prisma.$queryRaw<(CursorRow & { rx_id: string })[]>`
+      SELECT id::text, rx_id::text, time_created::text AS time_created FROM webhook_delivery
       WHERE time_completed IS NULL
         AND (time_created, id) > (${cursor.time_created}::timestamptz, ${cursor.id}::uuid)
         AND time_created < now() - make_interval(secs => ${graceSeconds})
@@ -152,11 +161,27 @@ export class Sweeper {
       ORDER BY time_created, id
       LIMIT ${this.batchSize}`;
     this.deliveryCursor = this.nextCursor(rows);
-    const missing = await this.idsWithoutLiveJob(
-      this.options.deliveryQueue,
-      rows.map((row) => row.id),
-    );
-    await enqueueDeliveries(this.options.deliveryQueue, missing);
+    // One look-up per shard: on a Redis Cluster a pipeline must stay within
+    // one hash slot, and each shard's queue has its own.
+    const byQueue = new Map<Queue, DeliveryRef[]>();
+    for (const row of rows) {
+      const queue = this.options.deliveryQueues.forReceiver(row.rx_id);
+      const batch = byQueue.get(queue);
+      const delivery = { id: row.id, rxId: row.rx_id };
+      if (batch) batch.push(delivery);
+      else byQueue.set(queue, [delivery]);
+    }
+    const missing: DeliveryRef[] = [];
+    for (const [queue, batch] of byQueue) {
+      const missingIds = new Set(
+        await this.idsWithoutLiveJob(
+          queue,
+          batch.map((delivery) => delivery.id),
+        ),
+      );
+      missing.push(...batch.filter((delivery) => missingIds.has(delivery.id)));
+    }
+    await enqueueDeliveries(this.options.deliveryQueues, missing);
     return missing.length;
   }
 
@@ -167,31 +192,14 @@ export class Sweeper {
   }
 
   /**
-   * Returns the ids whose job is absent or finished. A finished job (one that
-   * ran out of attempts) is removed, because adding a job whose id exists
-   * does nothing.
+   * Returns the ids whose job is absent, finished, or left in no list (as
+   * keys deleted one at a time can leave it), after removing such leftover
+   * jobs, because adding a job whose id exists does nothing.
    */
   private async idsWithoutLiveJob(
     queue: Queue,
     ids: readonly string[],
   ): Promise<string[]> {
-    if (ids.length === 0) return [];
-    const redis = (await queue.getBackend().client) as unknown as Redis;
-    const pipeline = redis.pipeline();
-    for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn');
-    const replies = (await pipeline.exec()) ?? [];
-    const missing: string[] = [];
-    for (const [index, id] of ids.entries()) {
-      const [error, fields] = replies[index] ?? [];
-      if (error) throw error;
-      const [created, finishedOn] = fields as [string | null, string | null];
-      if (created === null) {
-        missing.push(id);
-      } else if (finishedOn !== null) {
-        await queue.remove(id);
-        missing.push(id);
-      }
-    }
-    return missing;
+    return findIdsWithoutLiveJob(queue, ids);
   }
 }
