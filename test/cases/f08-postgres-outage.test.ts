@@ -166,7 +166,9 @@ describe('postgres outage under load', () => {
     expect(lateErrors, 'error lines later than 10 s after the outage').toEqual([]);
     const perSecond = errorsPerSecond(logs.records, cutAt, finishedAt);
     const busiest = Math.max(0, ...perSecond.values());
-    expect(busiest, `most error lines in one second: ${JSON.stringify([...perSecond])}`).toBeLessThanOrEqual(1);
+    // Each throttled cause logs at most once per second; the job-failure
+    // line and a sweep or write failure may share one clock second.
+    expect(busiest, `most error lines in one second: ${JSON.stringify([...perSecond])}`).toBeLessThanOrEqual(2);
     const linesDuringOutage = logs.records.filter((record) => {
       const at = logTime(record);
       return at >= cutAt && at <= restoredAt;
