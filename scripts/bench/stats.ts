@@ -5,7 +5,7 @@ export function percentiles(values: number[]) {
     sorted.length === 0
       ? Number.NaN
       : sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
-  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+  return { p50: round(at(0.5)), p95: round(at(0.95)), p99: round(at(0.99)) };
 }
 
 export function round(value: number, digits = 1): number {
