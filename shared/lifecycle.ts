@@ -116,3 +116,48 @@ export async function closeRedisConnection(client: Redis | Cluster): Promise<voi
     clearTimeout(timer);
   }
 }
+
+/** One step of stopping a role. */
+export interface CloseStep {
+  name: string;
+  run: () => Promise<unknown>;
+  /** Limit of the step in ms; 10 s when absent. */
+  timeoutMs?: number;
+  /** Called when the step runs past its limit, for example to force it. */
+  onTimeout?: () => void;
+}
+
+const DEFAULT_CLOSE_STEP_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs the steps of stopping a role in order. A step that fails or runs
+ * past its limit is logged and the next one runs anyway, because a
+ * connection stuck on a Redis node that failed over must not keep the
+ * others open.
+ */
+export async function runCloseSteps(
+  steps: readonly CloseStep[],
+  logger: Logger,
+): Promise<void> {
+  for (const step of steps) {
+    const timeoutMs = step.timeoutMs ?? DEFAULT_CLOSE_STEP_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const result = await Promise.race([
+        step.run().then(() => 'done' as const),
+        timedOut,
+      ]);
+      if (result === 'timeout') {
+        logger.error({ step: step.name, timeoutMs }, 'stop step timed out; continuing');
+        step.onTimeout?.();
+      }
+    } catch (error) {
+      logger.error({ err: error, step: step.name }, 'stop step failed; continuing');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

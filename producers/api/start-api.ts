@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config } from '../../shared/config.js';
 import { createPrismaClient } from '../../shared/db/client.js';
 import type { Logger } from '../../shared/logger.js';
+import { runCloseSteps } from '../../shared/lifecycle.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
 import { allQueues, openQueues, producerConnection } from '../../shared/queues.js';
 import { Publisher } from '../publish.js';
@@ -37,12 +38,16 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
     prisma,
     new NetworkGuard(config.allowedPrivateNetworks),
   );
-  const closeConnections = async () => {
-    await queues.dispatch.close().catch(() => {});
-    await queues.delivery.close().catch(() => {});
-    redis.disconnect();
-    await prisma.$disconnect();
-  };
+  const closeConnections = () =>
+    runCloseSteps(
+      [
+        { name: 'closing the dispatch queue', run: () => queues.dispatch.close(), timeoutMs: 5_000 },
+        { name: 'closing the delivery queues', run: () => queues.delivery.close(), timeoutMs: 5_000 },
+        { name: 'closing Redis', run: async () => redis.disconnect() },
+        { name: 'closing PostgreSQL', run: () => prisma.$disconnect() },
+      ],
+      logger,
+    );
   let app: Awaited<ReturnType<typeof buildApp>> | undefined;
   try {
     app = await buildApp({
@@ -75,7 +80,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
     url,
     close() {
       closing ??= (async () => {
-        await server.close();
+        await runCloseSteps([{ name: 'closing the HTTP server', run: () => server.close() }], logger);
         await closeConnections();
       })();
       return closing;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import { createDatabase } from '../../shared/db/client.js';
-import { closeRedisConnection } from '../../shared/lifecycle.js';
+import { closeRedisConnection, runCloseSteps } from '../../shared/lifecycle.js';
 import type { Logger } from '../../shared/logger.js';
 import { errorKey, LogThrottle } from '../../shared/log-throttle.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
@@ -139,19 +139,24 @@ export function startDeliveryWorker(
     deliveratorId,
     close() {
       closing ??= (async () => {
-        const steps = [
-          closeWorkers,
-          async () => sender.close(),
-          () => closeRedisConnection(connection),
-          () => database.close(),
-        ];
-        for (const step of steps) {
-          try {
-            await step();
-          } catch (error) {
-            log.error({ err: error }, 'error while stopping the delivery worker');
-          }
-        }
+        await runCloseSteps(
+          [
+            {
+              name: 'closing the delivery workers',
+              run: closeWorkers,
+              // Running attempts may take the attempt timeout plus the
+              // retries of their attempt-row write.
+              timeoutMs: config.attemptTimeoutMs + 15_000,
+              onTimeout: () => {
+                for (const worker of workers) void worker.close(true).catch(() => {});
+              },
+            },
+            { name: 'closing HTTP agents', run: async () => sender.close() },
+            { name: 'closing Redis', run: () => closeRedisConnection(connection) },
+            { name: 'closing PostgreSQL', run: () => database.close() },
+          ],
+          log,
+        );
         log.info('delivery worker stopped');
       })();
       return closing;

@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import { createDatabase } from '../../shared/db/client.js';
-import { closeRedisConnection } from '../../shared/lifecycle.js';
+import { closeRedisConnection, runCloseSteps } from '../../shared/lifecycle.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DISPATCH_QUEUE,
@@ -108,22 +108,23 @@ export function startDispatchWorker(
     sweeper,
     close() {
       closing ??= (async () => {
-        const steps = [
-          () => sweeper.stop(),
-          () => worker.close(!workerReady),
-          () => queues.dispatch.close(),
-          () => queues.delivery.close(),
-          () => closeRedisConnection(queueConnection),
-          () => closeRedisConnection(workerRedis),
-          () => database.close(),
-        ];
-        for (const step of steps) {
-          try {
-            await step();
-          } catch (error) {
-            logger.error({ err: error }, 'error while stopping the dispatch worker');
-          }
-        }
+        await runCloseSteps(
+          [
+            { name: 'stopping the sweeper', run: () => sweeper.stop() },
+            {
+              name: 'closing the dispatch worker',
+              run: () => worker.close(!workerReady),
+              timeoutMs: 20_000,
+              onTimeout: () => void worker.close(true).catch(() => {}),
+            },
+            { name: 'closing the dispatch queue', run: () => queues.dispatch.close() },
+            { name: 'closing the delivery queues', run: () => queues.delivery.close() },
+            { name: 'closing the queue connection', run: () => closeRedisConnection(queueConnection) },
+            { name: 'closing the worker connection', run: () => closeRedisConnection(workerRedis) },
+            { name: 'closing PostgreSQL', run: () => database.close() },
+          ],
+          logger,
+        );
         logger.info('dispatch worker stopped');
       })();
       return closing;
