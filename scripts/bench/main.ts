@@ -26,6 +26,7 @@ const { values } = parseArgs({
     json: { type: 'string' },
     receivers: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '50' },
+    'delivery-processes': { type: 'string', default: '1' },
   },
 });
 const sizes = values.sizes!.split(',').map(Number);
@@ -95,6 +96,12 @@ const profileArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=
 const api = new RoleProcess('producers/api/main.ts', { ...roleEnv, API_PORT: apiPort }, profileArgs).start();
 const dispatch = new RoleProcess('workers/dispatch/main.ts', roleEnv, profileArgs).start();
 let delivery = new RoleProcess('workers/delivery/main.ts', roleEnv, profileArgs).start();
+// More delivery processes show how throughput scales; RSS is read from the
+// first one.
+const extraDeliveryProcesses = Array.from(
+  { length: Math.max(0, Number(values['delivery-processes']) - 1) },
+  () => new RoleProcess('workers/delivery/main.ts', roleEnv, profileArgs).start(),
+);
 
 const logger = createLogger('bench', 'warn');
 // The roles' settings, DELIVERY_QUEUE_SHARDS included, so that the bench
@@ -192,7 +199,7 @@ async function measureIdleLatency(samples: number) {
 async function measureRedisBytesPerDelayedDelivery(count: number) {
   // Every attempt fails and the first retry waits an hour, so each delivery
   // parks one delayed job in Redis.
-  await delivery.stop();
+  await Promise.all([delivery.stop(), ...extraDeliveryProcesses.map((role) => role.stop())]);
   delivery = new RoleProcess('workers/delivery/main.ts', { ...roleEnv, RETRY_SCHEDULE_MS: '3600000' }).start();
   await pool.query('TRUNCATE webhook_event CASCADE');
   const redis = new Redis(redisUrl);
@@ -247,6 +254,7 @@ const largest = runs[runs.length - 1]!;
 const results = {
   machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version },
   receivers: receiverCount,
+  delivery_processes: 1 + extraDeliveryProcesses.length,
   concurrency,
   deliveries: largest.size,
   deliveries_per_s: round(largest.deliveriesPerSecond),
