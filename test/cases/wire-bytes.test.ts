@@ -1,6 +1,6 @@
-// F04: the signature covers the exact bytes on the wire, whatever the
-// payload contains. F05 (c): an attempt that fails on a keep-alive socket
-// that the receiver closed is recorded and retried, never hidden.
+// The signature covers the exact bytes on the wire, whatever the payload
+// contains, and an attempt that fails on a keep-alive socket that the
+// receiver closed is recorded and retried, never hidden.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
@@ -50,7 +50,7 @@ function seededRandom(seed: number): () => number {
   };
 }
 
-describe('F04 signed bytes', () => {
+describe('signed bytes', () => {
   const fixture = useSystem();
   let harness: ReceiverHarness;
 
@@ -121,7 +121,7 @@ describe('F04 signed bytes', () => {
   });
 });
 
-describe('F05 keep-alive sockets', () => {
+describe('keep-alive sockets', () => {
   const fixture = useSystem({ overrides: { RETRY_SCHEDULE_MS: '200,400,800' } });
   const arrivals = new Map<string, number>();
   const server = http.createServer((request, response) => {

@@ -22,7 +22,7 @@ const EVENTS = 300;
 const CONCURRENCY = 20;
 const POOL_MAX = 3;
 const OUTAGE_MS = 10_000;
-const APPLICATION_NAME = 'whk-f08-delivery';
+const APPLICATION_NAME = 'whk-outage-delivery';
 
 let env: TestEnv;
 let system: RunningSystem;
@@ -182,7 +182,7 @@ describe('postgres outage under load', () => {
 
 describe('postgres outage during transactions', () => {
   test('prisma pool serves queries after the outage', async () => {
-    const applicationName = 'whk-f08-api';
+    const applicationName = 'whk-outage-api';
     const prisma = createPrismaClient({
       databaseUrl: withApplicationName(proxy.proxiedUrl(env.databaseUrl), applicationName),
       poolMax: POOL_MAX,
