@@ -326,7 +326,9 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: readInteger(
       env,
       'SHUTDOWN_GRACE_MS',
-      30_000,
+      // Room for a 30 s attempt, the retries of its attempt-row write and
+      // the closing of connections.
+      60_000,
       0,
       MAX_TIMER_MS,
     ),

@@ -121,13 +121,28 @@ export async function closeRedisConnection(client: Redis | Cluster): Promise<voi
 export interface CloseStep {
   name: string;
   run: () => Promise<unknown>;
-  /** Limit of the step in ms; 10 s when absent. */
+  /** Limit of the step in ms; the caller's default when absent. */
   timeoutMs?: number;
   /** Called when the step runs past its limit, for example to force it. */
   onTimeout?: () => void;
 }
 
 const DEFAULT_CLOSE_STEP_TIMEOUT_MS = 10_000;
+
+/**
+ * Splits a shutdown grace period into limits for the steps of stopping a
+ * role: the step that waits for running jobs gets up to `jobsMs` but leaves
+ * room for the others, and every other step gets a small share, so that
+ * stopping ends within the grace even when Redis is down.
+ */
+export function closeStepLimits(shutdownGraceMs: number, jobsMs: number) {
+  const otherStepMs = Math.max(100, Math.min(2_000, shutdownGraceMs / 12));
+  const jobStepMs = Math.max(
+    250,
+    Math.min(jobsMs, shutdownGraceMs - 8 * otherStepMs),
+  );
+  return { jobStepMs, otherStepMs };
+}
 
 /**
  * Runs the steps of stopping a role in order. A step that fails or runs
@@ -138,9 +153,10 @@ const DEFAULT_CLOSE_STEP_TIMEOUT_MS = 10_000;
 export async function runCloseSteps(
   steps: readonly CloseStep[],
   logger: Logger,
+  defaultTimeoutMs = DEFAULT_CLOSE_STEP_TIMEOUT_MS,
 ): Promise<void> {
   for (const step of steps) {
-    const timeoutMs = step.timeoutMs ?? DEFAULT_CLOSE_STEP_TIMEOUT_MS;
+    const timeoutMs = step.timeoutMs ?? defaultTimeoutMs;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);

@@ -41,7 +41,7 @@ describe('loadConfig defaults', () => {
       sweepGraceMs: 10_000,
       jobLockDurationMs: 30_000,
       stalledIntervalMs: 30_000,
-      shutdownGraceMs: 30_000,
+      shutdownGraceMs: 60_000,
       allowedPrivateNetworks: [],
       bullBoardPath: '/admin/queues',
       logLevel: 'info',

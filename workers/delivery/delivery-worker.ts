@@ -3,7 +3,11 @@ import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import { createDatabase } from '../../shared/db/client.js';
-import { closeRedisConnection, runCloseSteps } from '../../shared/lifecycle.js';
+import {
+  closeRedisConnection,
+  closeStepLimits,
+  runCloseSteps,
+} from '../../shared/lifecycle.js';
 import type { Logger } from '../../shared/logger.js';
 import { errorKey, LogThrottle } from '../../shared/log-throttle.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
@@ -139,14 +143,18 @@ export function startDeliveryWorker(
     deliveratorId,
     close() {
       closing ??= (async () => {
+        // Running attempts may take the attempt timeout plus the retries of
+        // their attempt-row write.
+        const limits = closeStepLimits(
+          config.shutdownGraceMs,
+          config.attemptTimeoutMs + 15_000,
+        );
         await runCloseSteps(
           [
             {
               name: 'closing the delivery workers',
               run: closeWorkers,
-              // Running attempts may take the attempt timeout plus the
-              // retries of their attempt-row write.
-              timeoutMs: config.attemptTimeoutMs + 15_000,
+              timeoutMs: limits.jobStepMs,
               onTimeout: () => {
                 for (const worker of workers) void worker.close(true).catch(() => {});
               },
@@ -156,6 +164,7 @@ export function startDeliveryWorker(
             { name: 'closing PostgreSQL', run: () => database.close() },
           ],
           log,
+          limits.otherStepMs,
         );
         log.info('delivery worker stopped');
       })();

@@ -1,7 +1,11 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../../shared/config.js';
 import { createDatabase } from '../../shared/db/client.js';
-import { closeRedisConnection, runCloseSteps } from '../../shared/lifecycle.js';
+import {
+  closeRedisConnection,
+  closeStepLimits,
+  runCloseSteps,
+} from '../../shared/lifecycle.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DISPATCH_QUEUE,
@@ -108,13 +112,14 @@ export function startDispatchWorker(
     sweeper,
     close() {
       closing ??= (async () => {
+        const limits = closeStepLimits(config.shutdownGraceMs, 20_000);
         await runCloseSteps(
           [
             { name: 'stopping the sweeper', run: () => sweeper.stop() },
             {
               name: 'closing the dispatch worker',
               run: () => worker.close(!workerReady),
-              timeoutMs: 20_000,
+              timeoutMs: limits.jobStepMs,
               onTimeout: () => void worker.close(true).catch(() => {}),
             },
             { name: 'closing the dispatch queue', run: () => queues.dispatch.close() },
@@ -124,6 +129,7 @@ export function startDispatchWorker(
             { name: 'closing PostgreSQL', run: () => database.close() },
           ],
           logger,
+          limits.otherStepMs,
         );
         logger.info('dispatch worker stopped');
       })();
