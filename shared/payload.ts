@@ -100,7 +100,7 @@ function assertJsonValue(
   seen.delete(value);
 }
 
-/** What a delivery's body is built from. */
+/** Stored fields that a delivery's body is built from. */
 export interface EnvelopeFields {
   readonly eventClass: string;
   readonly eventId: string;

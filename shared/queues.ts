@@ -103,7 +103,7 @@ export interface DeliveryJobData {
 }
 
 /**
- * Options of every job we add. Jobs carry ids only, because PostgreSQL holds
+ * Options of every job we add. Jobs carry ids only, because PostgreSQL stores
  * the payloads, and finished jobs are removed so that Redis stays small:
  * the attempt rows are the record. Failed jobs stay a week for Bull Board.
  */

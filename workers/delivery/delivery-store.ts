@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { Batcher } from '../../shared/batcher.js';
 import type { AttemptOutcome } from './send-request.js';
 
-/** What the worker needs to send one delivery, read while claiming it. */
+/** Fields that the worker reads while claiming a delivery and needs to send it. */
 export interface ClaimedDelivery {
   id: string;
   eventId: string;
@@ -192,8 +192,8 @@ export class DeliveryStore {
         byId.set(row.id, this.unclaimedResult(row.state, row.lease_age_ms));
       }
     }
-    // A duplicate id in one batch gets the lease once; the other caller is
-    // told the delivery is leased, as it would be a moment later.
+    // A duplicate id in one batch gets the lease once. The other caller gets
+    // `leased`, as it would a moment later.
     const seen = new Set<string>();
     return ids.map((id) => {
       const result = byId.get(id) ?? { kind: 'not_found' as const };

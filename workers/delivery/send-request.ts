@@ -34,10 +34,10 @@ export interface HttpSenderOptions {
 }
 
 /**
- * Sends delivery requests. Each call is exactly one HTTP request: got's own
- * retries are off (retries belong to the queue, one attempt row each),
- * redirects are not followed (a 3xx is a failed attempt, and following one
- * could reach an address the guard refuses), and the timeout covers
+ * Sends delivery requests, exactly one HTTP request per call. got's own
+ * retries are off, because retries belong to the queue with one attempt row
+ * each. Redirects are not followed: a 3xx is a failed attempt, and following
+ * one could reach an address the guard refuses. The timeout covers
  * connecting, the headers and the whole body.
  */
 export class HttpSender {
@@ -76,7 +76,7 @@ export class HttpSender {
     });
   }
 
-  /** Sends one POST and returns its outcome; never throws for a bad receiver. */
+  /** Sends one POST and resolves with its outcome; receiver and network errors become outcomes, not exceptions. */
   send(
     endpoint: string,
     headers: Record<string, string>,
@@ -163,7 +163,7 @@ export class HttpSender {
       return `invalid endpoint URL "${endpoint}"`;
     }
     // Node skips the DNS lookup for literal addresses, so the guarded lookup
-    // never sees them; they are checked here instead.
+    // never gets them. They are checked here instead.
     if (isIP(host) === 0) return null;
     const reason = this.options.guard.refusalReason(host);
     return reason === null ? null : `refused to connect: ${reason}`;

@@ -48,7 +48,7 @@ export interface SweepResult {
 }
 
 /**
- * Finds work that PostgreSQL says is unfinished but that has no live job in
+ * Finds work that PostgreSQL marks as unfinished but that has no live job in
  * Redis (a producer that could not reach Redis, a crash between a commit and
  * an enqueue, a flushed Redis, a job that ran out of attempts) and enqueues
  * it again. PostgreSQL is the truth; Redis only moves work fast. The
