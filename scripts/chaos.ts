@@ -28,6 +28,7 @@ import {
   databaseName,
   recreateDatabase,
   redactUrl,
+  reportUnreachable,
   withDatabase,
 } from './demo/preflight.js';
 
@@ -55,11 +56,7 @@ async function main(): Promise<number> {
   }
   const databaseUrl = withDatabase(base.databaseUrl, `${databaseName(base.databaseUrl)}_chaos`);
   const queuePrefix = `whk-chaos-${runId}`;
-  const unreachable = (
-    await Promise.all([checkPostgres(databaseUrl), checkRedis(base.redisUrl)])
-  ).filter((problem) => problem !== null);
-  if (unreachable.length > 0) {
-    for (const problem of unreachable) console.error(problem);
+  if (!(await reportUnreachable([checkPostgres(databaseUrl), checkRedis(base.redisUrl)]))) {
     return 1;
   }
 

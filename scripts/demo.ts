@@ -27,6 +27,7 @@ import {
   deleteQueueKeys,
   recreateDatabase,
   redactUrl,
+  reportUnreachable,
   withDatabase,
 } from './demo/preflight.js';
 import { failFirstTries, VerifyingReceiver } from './demo/receiver.js';
@@ -164,11 +165,7 @@ async function runDemo(): Promise<number> {
     throw error;
   }
 
-  const unreachable = (
-    await Promise.all([checkPostgres(config.databaseUrl), checkQueueRedis(config)])
-  ).filter((problem) => problem !== null);
-  if (unreachable.length > 0) {
-    for (const problem of unreachable) console.error(problem);
+  if (!(await reportUnreachable([checkPostgres(config.databaseUrl), checkQueueRedis(config)]))) {
     return 1;
   }
 

@@ -224,3 +224,15 @@ function errorText(error: unknown): string {
   }
   return String(error);
 }
+
+/**
+ * Runs the reachability checks together and prints each problem to stderr.
+ * Returns whether every service replied.
+ */
+export async function reportUnreachable(
+  checks: readonly Promise<string | null>[],
+): Promise<boolean> {
+  const problems = (await Promise.all(checks)).filter((problem) => problem !== null);
+  for (const problem of problems) console.error(problem);
+  return problems.length === 0;
+}

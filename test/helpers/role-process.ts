@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { TEST_SETTINGS } from './test-env.js';
 
 /** A role that runs as a process of its own, from its entry point. */
 export type Role = 'api' | 'dispatch' | 'delivery';
@@ -158,14 +159,8 @@ export function roleEnvironment(
     DATABASE_URL: settings.databaseUrl,
     REDIS_URL: settings.redisUrl,
     QUEUE_PREFIX: settings.queuePrefix,
-    ALLOWED_PRIVATE_NETWORKS: '127.0.0.0/8,::1/128',
-    RETRY_SCHEDULE_MS: '200,400',
-    RETRY_JITTER_PERCENT: '0',
-    CONNECT_TIMEOUT_MS: '1000',
-    ATTEMPT_TIMEOUT_MS: '2000',
+    ...TEST_SETTINGS,
     API_PORT: '0',
-    SWEEP_INTERVAL_MS: '1000',
-    SWEEP_GRACE_MS: '1000',
     DATABASE_POOL_MAX: '2',
     LOG_LEVEL: 'info',
     ...overrides,

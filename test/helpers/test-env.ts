@@ -6,6 +6,20 @@ import { loadConfig, type Config } from '../../shared/config.js';
 import { createPrismaClient, type PrismaClient } from '../../shared/db/client.js';
 import { adminUrl, databaseUrlFor } from './database-names.js';
 
+/**
+ * Settings that every test role shares, in process or spawned: loopback
+ * receivers allowed, short retries, timeouts and sweeps.
+ */
+export const TEST_SETTINGS = {
+  ALLOWED_PRIVATE_NETWORKS: '127.0.0.0/8,::1/128',
+  RETRY_SCHEDULE_MS: '200,400',
+  RETRY_JITTER_PERCENT: '0',
+  CONNECT_TIMEOUT_MS: '1000',
+  ATTEMPT_TIMEOUT_MS: '2000',
+  SWEEP_INTERVAL_MS: '1000',
+  SWEEP_GRACE_MS: '1000',
+} as const;
+
 /** A database cloned from the migrated template and a Redis key prefix, both private to one test file. */
 export interface TestEnv {
   readonly databaseUrl: string;
@@ -54,14 +68,8 @@ export async function createTestEnv(): Promise<TestEnv> {
         DATABASE_URL: databaseUrl,
         REDIS_URL: redisUrl,
         QUEUE_PREFIX: queuePrefix,
-        ALLOWED_PRIVATE_NETWORKS: '127.0.0.0/8,::1/128',
-        RETRY_SCHEDULE_MS: '200,400',
-        RETRY_JITTER_PERCENT: '0',
-        CONNECT_TIMEOUT_MS: '1000',
-        ATTEMPT_TIMEOUT_MS: '2000',
+        ...TEST_SETTINGS,
         API_PORT: '0',
-        SWEEP_INTERVAL_MS: '1000',
-        SWEEP_GRACE_MS: '1000',
         DATABASE_POOL_MAX: '4',
         LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
         ...overrides,

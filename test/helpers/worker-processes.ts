@@ -4,7 +4,7 @@ import {
   type WorkerLogLine,
   type WorkerRole,
 } from '../../scripts/chaos/worker-process.js';
-import type { TestEnv } from './test-env.js';
+import { TEST_SETTINGS, type TestEnv } from './test-env.js';
 
 /**
  * Returns the environment of a worker process for a test env: the settings
@@ -19,13 +19,7 @@ export function workerEnvironment(
     DATABASE_URL: env.databaseUrl,
     REDIS_URL: env.redisUrl,
     QUEUE_PREFIX: env.queuePrefix,
-    ALLOWED_PRIVATE_NETWORKS: '127.0.0.0/8,::1/128',
-    RETRY_SCHEDULE_MS: '200,400',
-    RETRY_JITTER_PERCENT: '0',
-    CONNECT_TIMEOUT_MS: '1000',
-    ATTEMPT_TIMEOUT_MS: '2000',
-    SWEEP_INTERVAL_MS: '1000',
-    SWEEP_GRACE_MS: '1000',
+    ...TEST_SETTINGS,
     DATABASE_POOL_MAX: '2',
     LOG_LEVEL: 'info',
     ...overrides,
