@@ -22,6 +22,12 @@ export interface CreateReceiverInput {
   subscriptions: string[];
   /** A `whsec_` secret; one is generated when absent. */
   secret?: string;
+  /** Send deliveries one at a time in event creation order. */
+  ordered?: boolean;
+  /** Requests per second over all delivery workers; null is no limit. */
+  rate_limit_per_second?: number | null;
+  /** Requests in flight at once over all delivery workers; null is no limit. */
+  max_in_flight?: number | null;
 }
 
 export interface UpdateReceiverInput {
@@ -30,6 +36,9 @@ export interface UpdateReceiverInput {
   endpoint?: string;
   /** Replaces every subscription when given. */
   subscriptions?: string[];
+  ordered?: boolean;
+  rate_limit_per_second?: number | null;
+  max_in_flight?: number | null;
 }
 
 /** A receiver as the API shows it; secret values are never part of it. */
@@ -40,6 +49,12 @@ export interface ReceiverView {
   endpoint: string;
   subscriptions: string[];
   secrets: { id: string; time_created: string }[];
+  ordered: boolean;
+  rate_limit_per_second: number | null;
+  max_in_flight: number | null;
+  /** Set while the receiver is disabled, with the reason. */
+  time_disabled: string | null;
+  disabled_reason: string | null;
   time_created: string;
   time_modified: string;
 }
@@ -62,6 +77,11 @@ function toView(row: ReceiverRow): ReceiverView {
       id: s.id,
       time_created: s.timeCreated.toISOString(),
     })),
+    ordered: row.ordered,
+    rate_limit_per_second: row.rateLimitPerSecond,
+    max_in_flight: row.maxInFlight,
+    time_disabled: row.timeDisabled?.toISOString() ?? null,
+    disabled_reason: row.disabledReason,
     time_created: row.timeCreated.toISOString(),
     time_modified: row.timeModified.toISOString(),
   };
@@ -94,6 +114,46 @@ function assertDescription(value: unknown): string {
     );
   }
   return value;
+}
+
+export const MAX_RATE_LIMIT_PER_SECOND = 10_000;
+export const MAX_IN_FLIGHT = 1_000;
+
+function assertOrdered(value: unknown): boolean {
+  if (typeof value !== 'boolean') {
+    throw new ValidationError('ordered', `must be true or false, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A positive whole-number limit, or null for none. */
+function assertLimit(value: unknown, field: string, max: number): number | null {
+  if (value === null) return null;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new ValidationError(
+      field,
+      `must be a whole number from 1 to ${max}, or null for no limit, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function deliveryOptions(input: {
+  ordered?: unknown;
+  rate_limit_per_second?: unknown;
+  max_in_flight?: unknown;
+}) {
+  return {
+    ordered: input.ordered === undefined ? undefined : assertOrdered(input.ordered),
+    rateLimitPerSecond:
+      input.rate_limit_per_second === undefined
+        ? undefined
+        : assertLimit(input.rate_limit_per_second, 'rate_limit_per_second', MAX_RATE_LIMIT_PER_SECOND),
+    maxInFlight:
+      input.max_in_flight === undefined
+        ? undefined
+        : assertLimit(input.max_in_flight, 'max_in_flight', MAX_IN_FLIGHT),
+  };
 }
 
 function compileSubscriptions(value: unknown): CompiledPattern[] {
@@ -136,6 +196,7 @@ export class ReceiverService {
     const description = assertDescription(input.description ?? '');
     const endpoint = assertEndpoint(input.endpoint, this.guard);
     const patterns = compileSubscriptions(input.subscriptions);
+    const options = deliveryOptions(input);
     const secret = input.secret ?? generateSecret();
     decodeSecret(secret, 'secret');
 
@@ -148,6 +209,7 @@ export class ReceiverService {
           name,
           description,
           endpoint,
+          ...options,
           timeCreated: now,
           timeModified: now,
           secrets: {
@@ -224,6 +286,7 @@ export class ReceiverService {
       input.subscriptions === undefined
         ? undefined
         : compileSubscriptions(input.subscriptions);
+    const options = deliveryOptions(input);
     const now = new Date();
     try {
       const row = await this.prisma.$transaction(async (tx) => {
@@ -250,6 +313,7 @@ export class ReceiverService {
             name,
             description,
             endpoint,
+            ...options,
             timeModified: now,
             ...(patterns !== undefined
               ? { subscriptionGen: { increment: 1 } }

@@ -1,7 +1,3 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { FastifyAdapter } from '@bull-board/fastify';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -10,14 +6,13 @@ import Fastify, {
 import type { PrismaClient } from '../../shared/db/client.js';
 import { WebhookError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
-import {
-  allQueues,
-  withTimeout,
-  type Queues,
-  type RedisClient,
-} from '../../shared/queues.js';
+import type { Queues, RedisClient } from '../../shared/queues.js';
 import type { Publisher } from '../publish.js';
 import type { ReceiverService } from '../receivers.js';
+import { requireBearerToken } from './auth.js';
+import { registerDashboard } from './dashboard.js';
+import { errorBody } from './error-body.js';
+import { registerHealthRoute } from './health.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerReceiverRoutes } from './routes/receivers.js';
 
@@ -36,18 +31,6 @@ export interface ApiDependencies {
 
 /** Room for the event envelope around the data in a request body. */
 const ENVELOPE_ALLOWANCE_BYTES = 4_096;
-
-function sameToken(given: string, expected: string): boolean {
-  // Hashing first gives equal lengths, which timingSafeEqual requires, so
-  // the comparison time does not reveal the token's length either.
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
-}
-
-function errorBody(code: string, message: string, requestId: string) {
-  return { error: { code, message, request_id: requestId } };
-}
 
 /** Builds the HTTP API with its routes, health check and Bull Board. */
 export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> {
@@ -126,46 +109,13 @@ export async function buildApp(deps: ApiDependencies): Promise<FastifyInstance> 
       .send(errorBody('not_found', `no route for ${request.method} ${request.url}`, request.id)),
   );
 
-  if (deps.apiToken !== '') {
-    app.addHook('onRequest', async (request, reply) => {
-      // Checks the matched route, not the raw URL, because the router
-      // decodes percent-escapes and "/%761/receivers" reaches /v1 routes.
-      const route = request.routeOptions.url ?? '';
-      if (!route.startsWith('/v1/')) return;
-      const header = request.headers.authorization ?? '';
-      const token = header.startsWith('Bearer ') ? header.slice(7) : '';
-      if (token === '' || !sameToken(token, deps.apiToken)) {
-        return reply
-          .code(401)
-          .send(errorBody('unauthorized', 'missing or invalid "Authorization: Bearer <API_TOKEN>" header', request.id));
-      }
-    });
-  }
-
-  app.get('/health', async (_request, reply) => {
-    const [postgres, redis] = await Promise.all([
-      withTimeout(deps.prisma.$queryRaw`SELECT 1`, 1_000, 'postgres')
-        .then(() => 'ok')
-        .catch(() => 'down'),
-      withTimeout(deps.redis.ping(), 1_000, 'redis')
-        .then(() => 'ok')
-        .catch(() => 'down'),
-    ]);
-    const healthy = postgres === 'ok' && redis === 'ok';
-    return reply.code(healthy ? 200 : 503).send({ postgres, redis });
-  });
+  requireBearerToken(app, deps.apiToken, ['/v1/']);
+  registerHealthRoute(app, deps);
 
   registerEventRoutes(app, deps);
   registerReceiverRoutes(app, deps);
 
-  const board = new FastifyAdapter();
-  board.setBasePath(deps.bullBoardPath);
-  // Each delivery shard is a queue of its own on the board.
-  createBullBoard({
-    queues: allQueues(deps.queues).map((queue) => new BullMQAdapter(queue)),
-    serverAdapter: board,
-  });
-  await app.register(board.registerPlugin(), { prefix: deps.bullBoardPath });
+  await registerDashboard(app, deps);
 
   return app;
 }

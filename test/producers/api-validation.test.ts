@@ -451,7 +451,7 @@ describe('POST /v1/receivers validation', () => {
       response,
       400,
       'invalid_request',
-      'body: has unknown field(s) "url"; allowed fields are "name", "description", "endpoint", "subscriptions", "secret"',
+      'body: has unknown field(s) "url"; allowed fields are "name", "description", "endpoint", "subscriptions", "secret", "ordered", "rate_limit_per_second", "max_in_flight"',
     );
     expect(await countRows(env.pool)).toEqual(before);
   });

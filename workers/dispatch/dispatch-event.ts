@@ -44,7 +44,7 @@ const DISPATCH_SQL = `
       WHERE ev.event_class ~ s.event_class_regex
     ), live AS (
       SELECT r.id AS rx_id FROM matched JOIN webhook_rx r ON r.id = matched.rx_id
-      WHERE r.time_deleted IS NULL
+      WHERE r.time_deleted IS NULL AND r.time_disabled IS NULL
     ), inserted AS (
       INSERT INTO webhook_delivery (id, event_id, rx_id, triggered_by, state, attempts, time_created)
       SELECT gen_random_uuid(), ev.id, live.rx_id, 'event', 'pending', 0, now()

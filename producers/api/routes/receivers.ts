@@ -11,6 +11,9 @@ const createBody = z
     endpoint: z.string(),
     subscriptions: z.array(z.string()),
     secret: z.string().optional(),
+    ordered: z.boolean().optional(),
+    rate_limit_per_second: z.number().nullable().optional(),
+    max_in_flight: z.number().nullable().optional(),
   })
   .strict();
 
@@ -20,6 +23,9 @@ const updateBody = z
     description: z.string().optional(),
     endpoint: z.string().optional(),
     subscriptions: z.array(z.string()).optional(),
+    ordered: z.boolean().optional(),
+    rate_limit_per_second: z.number().nullable().optional(),
+    max_in_flight: z.number().nullable().optional(),
   })
   .strict();
 
