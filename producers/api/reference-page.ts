@@ -3,6 +3,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 
+/** Path of the API reference page. */
+export const API_REFERENCE_PATH = '/docs';
+
 const require = createRequire(import.meta.url);
 const SWAGGER_UI_DIR = path.dirname(require.resolve('swagger-ui-dist/package.json'));
 
@@ -48,8 +51,8 @@ function initScript(basePath: string): string {
 /**
  * Serves the API reference (Swagger UI from the `swagger-ui-dist` package,
  * with no third-party requests) at `basePath`, and the OpenAPI document it
- * renders at `<basePath>/openapi.json`. Both are public: the document holds
- * the contract, not data, and calling a route still needs the API token.
+ * renders at `<basePath>/openapi.json`. Both are public, because the document
+ * contains the contract and no data, and calling a route still needs the API token.
  */
 export function registerReferencePage(
   app: FastifyInstance,
