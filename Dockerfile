@@ -1,7 +1,8 @@
 # One image for every role: the API, the dispatch and delivery workers, the
-# migration and the `webhooks` CLI. docker-compose.yml picks the role with
-# its command. Node runs the TypeScript sources through tsx, so there is no
-# compile step.
+# dashboard, the migration and the `webhooks` CLI. docker-compose.yml picks
+# the role with its command (`scripts/start.ts <role>`). Node runs the
+# TypeScript sources through tsx, so there is no compile step, and tsx is a
+# production dependency for that reason.
 
 # Production dependencies only: tests and the demo are not part of the image.
 FROM node:20-bookworm-slim AS deps
@@ -23,7 +24,9 @@ FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
 ENV NODE_ENV=production \
     CHECKPOINT_DISABLE=1 \
-    API_HOST=0.0.0.0
+    API_HOST=0.0.0.0 \
+    HEALTH_HOST=0.0.0.0 \
+    HEALTH_PORT=9464
 # Files stay owned by root, so the processes, which run as the image's
 # unprivileged `node` user, cannot change the code they run.
 COPY --from=deps /app/node_modules ./node_modules
@@ -36,8 +39,9 @@ COPY scripts ./scripts
 COPY bin ./bin
 COPY --from=generate /app/shared/db/generated ./shared/db/generated
 USER node
-EXPOSE 3000
+# The API or dashboard, and the health server with /metrics.
+EXPOSE 3000 9464
 # `node --import tsx` keeps each role a single process, so the SIGTERM of
 # `docker stop` reaches its shutdown handler. Under `npx tsx` the signal
 # stops npm and the worker never drains its jobs.
-CMD ["node", "--import", "tsx", "producers/api/main.ts"]
+CMD ["node", "--import", "tsx", "scripts/start.ts", "api"]

@@ -13,8 +13,9 @@ const status = await runCli(process.argv.slice(2), {
 });
 process.exitCode = status;
 
-// runCli closes every connection it opened, so the process normally exits
-// right away. Should a handle stay open anyway, a cron job must not hang:
+// runCli's only connections are fetch's. They do not keep the process
+// alive once idle, so it normally exits right away, as cli.test.ts checks.
+// Should a handle stay open anyway, a cron job must not hang:
 // the unreferenced timer exits with the same status without keeping the
 // process alive by itself.
 setTimeout(() => {

@@ -6,10 +6,18 @@ import {
   NotFoundError,
   ValidationError,
 } from '../shared/errors.js';
-import { compilePattern, type CompiledPattern } from '../shared/event-class.js';
 import { assertUuid, isUuid } from '../shared/ids.js';
 import type { NetworkGuard } from '../shared/network-guard.js';
+import type { PayloadFilter } from '../shared/payload-filter.js';
 import { decodeSecret, generateSecret } from '../shared/signing.js';
+import {
+  compileSubscription,
+  filtersByPattern,
+  subscriptionColumns,
+  uniqueSubscriptions,
+  type CompiledSubscription,
+  type SubscriptionInput,
+} from './subscription-input.js';
 
 export const MAX_NAME_LENGTH = 128;
 export const MAX_DESCRIPTION_LENGTH = 1024;
@@ -19,7 +27,8 @@ export interface CreateReceiverInput {
   name: string;
   description?: string;
   endpoint: string;
-  subscriptions: string[];
+  /** Patterns, each alone or with a payload filter. */
+  subscriptions: (string | SubscriptionInput)[];
   /** A `whsec_` secret; one is generated when absent. */
   secret?: string;
   /** Send deliveries one at a time in event creation order. */
@@ -35,7 +44,7 @@ export interface UpdateReceiverInput {
   description?: string;
   endpoint?: string;
   /** Replaces every subscription when given. */
-  subscriptions?: string[];
+  subscriptions?: (string | SubscriptionInput)[];
   ordered?: boolean;
   rate_limit_per_second?: number | null;
   max_in_flight?: number | null;
@@ -47,7 +56,10 @@ export interface ReceiverView {
   name: string;
   description: string;
   endpoint: string;
+  /** Every pattern, sorted, with or without a filter. */
   subscriptions: string[];
+  /** The payload filter of each filtered pattern, keyed by pattern. */
+  filters: Record<string, PayloadFilter>;
   secrets: { id: string; time_created: string }[];
   ordered: boolean;
   rate_limit_per_second: number | null;
@@ -73,6 +85,7 @@ function toView(row: ReceiverRow): ReceiverView {
     description: row.description,
     endpoint: row.endpoint,
     subscriptions: row.subscriptions.map((s) => s.eventClass),
+    filters: filtersByPattern(row.subscriptions),
     secrets: row.secrets.map((s) => ({
       id: s.id,
       time_created: s.timeCreated.toISOString(),
@@ -156,7 +169,22 @@ function deliveryOptions(input: {
   };
 }
 
-function compileSubscriptions(value: unknown): CompiledPattern[] {
+/** Reason stored when an operator disables a receiver; their own text follows it. */
+export const OPERATOR_DISABLED_REASON = 'disabled by an operator';
+export const MAX_DISABLE_REASON_LENGTH = 500;
+
+function assertDisableReason(value: unknown): string {
+  const rule = `must be a non-empty string of at most ${MAX_DISABLE_REASON_LENGTH} characters`;
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new ValidationError('reason', `${rule}, got ${JSON.stringify(value)}`);
+  }
+  if (value.length > MAX_DISABLE_REASON_LENGTH) {
+    throw new ValidationError('reason', `${rule}, got ${value.length} characters`);
+  }
+  return value.trim();
+}
+
+function compileSubscriptions(value: unknown): CompiledSubscription[] {
   if (!Array.isArray(value)) {
     throw new ValidationError(
       'subscriptions',
@@ -169,11 +197,10 @@ function compileSubscriptions(value: unknown): CompiledPattern[] {
       `must have at most ${MAX_SUBSCRIPTIONS} entries, got ${value.length}`,
     );
   }
-  const patterns = value.map((item, index) =>
-    compilePattern(item, `subscriptions[${index}]`),
+  const subscriptions = value.map((item, index) =>
+    compileSubscription(item, `subscriptions[${index}]`),
   );
-  const unique = new Map(patterns.map((p) => [p.pattern, p]));
-  return [...unique.values()];
+  return uniqueSubscriptions(subscriptions, 'subscriptions');
 }
 
 function isUniqueViolation(error: unknown): boolean {
@@ -221,12 +248,7 @@ export class ReceiverService {
             },
           },
           subscriptions: {
-            create: patterns.map((p) => ({
-              eventClass: p.pattern,
-              isGlob: p.isGlob,
-              eventClassRegex: p.regex,
-              timeCreated: now,
-            })),
+            create: patterns.map((p) => subscriptionColumns(p, now)),
           },
         },
         include: receiverInclude,
@@ -298,13 +320,7 @@ export class ReceiverService {
         if (patterns !== undefined) {
           await tx.webhookRxSubscription.deleteMany({ where: { rxId: current.id } });
           await tx.webhookRxSubscription.createMany({
-            data: patterns.map((p) => ({
-              rxId: current.id,
-              eventClass: p.pattern,
-              isGlob: p.isGlob,
-              eventClassRegex: p.regex,
-              timeCreated: now,
-            })),
+            data: patterns.map((p) => ({ rxId: current.id, ...subscriptionColumns(p, now) })),
           });
         }
         return tx.webhookRx.update({
@@ -397,6 +413,46 @@ export class ReceiverService {
         data: { secretGen: { increment: 1 }, timeModified: now },
       });
     });
+  }
+
+  /**
+   * Disables a receiver: it gets no new deliveries, and its pending ones end
+   * without a request when a worker next picks them up. A receiver that is
+   * already disabled keeps its time and reason, and `changed` is then false.
+   */
+  async disable(
+    idOrName: string,
+    reason?: string,
+  ): Promise<{ receiver: ReceiverView; changed: boolean }> {
+    const current = await this.findLive(idOrName);
+    const text =
+      reason === undefined
+        ? OPERATOR_DISABLED_REASON
+        : `${OPERATOR_DISABLED_REASON}: ${assertDisableReason(reason)}`;
+    const now = new Date();
+    const { count } = await this.prisma.webhookRx.updateMany({
+      where: { id: current.id, timeDeleted: null, timeDisabled: null },
+      data: { timeDisabled: now, disabledReason: text, timeModified: now },
+    });
+    return { receiver: await this.get(current.id), changed: count === 1 };
+  }
+
+  /**
+   * Enables a disabled receiver and restarts its failure tracking. Deliveries
+   * that ended while it was disabled stay failed.
+   */
+  async enable(idOrName: string): Promise<{ receiver: ReceiverView; changed: boolean }> {
+    const current = await this.findLive(idOrName);
+    const { count } = await this.prisma.webhookRx.updateMany({
+      where: { id: current.id, timeDeleted: null, timeDisabled: { not: null } },
+      data: {
+        timeDisabled: null,
+        disabledReason: null,
+        timeFailingSince: null,
+        timeModified: new Date(),
+      },
+    });
+    return { receiver: await this.get(current.id), changed: count === 1 };
   }
 
   private async findLive(idOrName: string): Promise<ReceiverRow> {

@@ -18,7 +18,8 @@ import { migrateDatabase } from '../shared/db/migrate.js';
 import { createLogger } from '../shared/logger.js';
 import { startDeliveryWorker } from '../workers/delivery/delivery-worker.js';
 import { startDispatchWorker } from '../workers/dispatch/dispatch-worker.js';
-import { ApiClient, type PublishSummary } from './demo/api-client.js';
+import { createClient } from '../producers/api/contract/client.js';
+import { publishAll, type PublishSummary } from './demo/api-client.js';
 import { loadExampleEvents, matchesSubscription, type DemoEvent } from './demo/examples.js';
 import {
   checkPostgres,
@@ -42,6 +43,8 @@ import {
 
 /** Events in flight at once against POST /v1/events. */
 const PUBLISH_CONCURRENCY = 16;
+/** Limit of each request that the demo sends to its own API. */
+const API_REQUEST_TIMEOUT_MS = 10_000;
 const DEFAULT_TIMEOUT_MS = 120_000;
 const POLL_INTERVAL_MS = 250;
 /** How often the progress line is printed when stdout is not a terminal. */
@@ -237,15 +240,21 @@ async function runPipeline(
   console.log(`BullMQ key prefix ${config.queuePrefix}, retry schedule ${config.retryScheduleMs.join(', ')} ms`);
 
   const events = loadExampleEvents();
-  const client = new ApiClient(api.url, config.apiToken);
+  const client = createClient({
+    baseUrl: api.url,
+    token: config.apiToken === '' ? undefined : config.apiToken,
+    timeoutMs: API_REQUEST_TIMEOUT_MS,
+  });
   const demoReceivers: DemoReceiver[] = [];
   for (const [index, plan] of RECEIVER_PLANS.entries()) {
     const server = receivers[index]!;
     const created = await client.createReceiver({
-      name: plan.name,
-      description: plan.description,
-      endpoint: server.url,
-      subscriptions: plan.subscriptions,
+      body: {
+        name: plan.name,
+        description: plan.description,
+        endpoint: server.url,
+        subscriptions: plan.subscriptions,
+      },
     });
     server.useSecret(created.secret);
     const expected = expectedEventIds(events, plan.subscriptions);
@@ -270,8 +279,7 @@ async function runPipeline(
   const deadline = Date.now() + options.timeoutMs;
   let published = 0;
   let publishSummary: PublishSummary | undefined;
-  const publishing = client
-    .publishAll(events, PUBLISH_CONCURRENCY, () => published++, options.signal)
+  const publishing = publishAll(client, events, PUBLISH_CONCURRENCY, () => published++, options.signal)
     .then((summary) => {
       publishSummary = summary;
     });

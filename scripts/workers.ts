@@ -70,12 +70,24 @@ function log(message: string, fields: Record<string, unknown> = {}) {
   console.log(JSON.stringify({ time: new Date().toISOString(), role: 'supervisor', msg: message, ...fields }));
 }
 
+/**
+ * Returns the environment of one child. With HEALTH_PORT set, children
+ * would clash on one port, so each gets its own: HEALTH_PORT for dispatch
+ * slot 0, then one more per slot, dispatch slots before delivery slots.
+ */
+function childEnvironment(kind: keyof typeof ENTRY_POINTS, slot: number): NodeJS.ProcessEnv {
+  const base = loadConfig().healthPort;
+  if (base === 0) return process.env;
+  const index = kind === 'dispatch' ? slot : counts.dispatch + slot;
+  return { ...process.env, HEALTH_PORT: String(base + index) };
+}
+
 function startChild(kind: keyof typeof ENTRY_POINTS, slot: number) {
   const child = spawn(process.execPath, ['--import', 'tsx', ENTRY_POINTS[kind]], {
     // The IPC channel closes when this supervisor dies in any way, and the
     // child then stops as on SIGTERM instead of running on unsupervised.
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-    env: process.env,
+    env: childEnvironment(kind, slot),
     // A terminal's Ctrl-C signals the whole process group; a group of its
     // own lets each child get exactly one signal, from this supervisor.
     detached: true,

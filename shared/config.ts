@@ -25,6 +25,13 @@ export interface Config {
   readonly attemptTimeoutMs: number;
   /** How long a worker's claim on a delivery stays valid without a result. */
   readonly leaseTimeoutMs: number;
+  /**
+   * How long a probe request waits for the attempt result of its probe
+   * delivery before it returns a timeout, in ms.
+   */
+  readonly probeTimeoutMs: number;
+  /** Failed deliveries that one page of a bulk resend reads at most. */
+  readonly resendPageSize: number;
   readonly dispatchConcurrency: number;
   readonly deliveryConcurrency: number;
   readonly apiHost: string;
@@ -39,6 +46,18 @@ export interface Config {
   /** Age after which the sweeper re-enqueues an event or delivery. */
   readonly sweepGraceMs: number;
   /**
+   * How long every attempt to a receiver must keep failing before the
+   * receiver is disabled, in ms; 0 turns that off. A 410 Gone response
+   * disables it at once whatever this is.
+   */
+  readonly receiverDisableAfterMs: number;
+  /** Age in days after which finished events, deliveries and attempts are deleted; 0 keeps them. */
+  readonly retentionDays: number;
+  /** How often the retention job runs, in ms, over all dispatch processes. */
+  readonly retentionIntervalMs: number;
+  /** Deliveries or events that one retention statement deletes at most. */
+  readonly retentionBatchSize: number;
+  /**
    * BullMQ's lockDuration: how long a worker's lock on a running job lasts
    * without renewal. A job whose worker died is taken back after it expires.
    */
@@ -49,6 +68,29 @@ export interface Config {
   /** Networks that deliveries may reach although they are private. */
   readonly allowedPrivateNetworks: readonly string[];
   readonly bullBoardPath: string;
+  /**
+   * Path at which browsers reach Bull Board, when a reverse proxy adds a
+   * prefix that it strips before forwarding; `bullBoardPath` otherwise.
+   */
+  readonly bullBoardPublicPath: string;
+  /** Address of the health and metrics server of a process; see `healthPort`. */
+  readonly healthHost: string;
+  /** Port of the health and metrics server of a process; 0 turns it off. */
+  readonly healthPort: number;
+  /** How often the background timer reads queue depths and Redis reachability for /metrics, in ms. */
+  readonly metricsRefreshMs: number;
+  /** Maximum time the API waits for a whole request, headers and body, in ms. */
+  readonly apiRequestTimeoutMs: number;
+  /**
+   * URL that traces are sent to with OTLP over HTTP, such as
+   * `http://collector:4318/v1/traces`; empty turns tracing off.
+   */
+  readonly otelTracesEndpoint: string;
+  /**
+   * How long the API keeps an Idempotency-Key of POST /v1/events with its
+   * first response, in ms.
+   */
+  readonly idempotencyKeyTtlMs: number;
   readonly logLevel: string;
 }
 
@@ -77,6 +119,12 @@ export class ConfigError extends Error {
 export const DEFAULT_RETRY_SCHEDULE_MS = [
   5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
 ];
+
+/**
+ * Five days: Svix disables an endpoint when all attempts to it failed for
+ * 5 days (https://docs.svix.com/retries, "Disabling failing endpoints").
+ */
+export const DEFAULT_RECEIVER_DISABLE_AFTER_MS = 5 * 24 * 3_600_000;
 
 /**
  * Largest delay that Node's timers accept, in ms. A longer setTimeout fires
@@ -135,16 +183,32 @@ function readUrl(env: Env, name: string, fallback: string, schemes: string[]) {
   return value;
 }
 
-function readHost(env: Env): string {
-  const host = readString(env, 'API_HOST', '127.0.0.1');
+function readHost(env: Env, name = 'API_HOST'): string {
+  const host = readString(env, name, '127.0.0.1');
   const bare = host.replace(/^\[|\]$/g, '');
   if (isIP(bare) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(bare)) {
     throw new ConfigError(
-      'API_HOST',
+      name,
       `must be an IP address or host name such as "0.0.0.0" or "127.0.0.1", got "${host}"`,
     );
   }
   return bare;
+}
+
+/**
+ * Reads the OTLP/HTTP traces endpoint the way the OpenTelemetry SDKs do:
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, else
+ * OTEL_EXPORTER_OTLP_ENDPOINT with `/v1/traces` appended. OTEL_SDK_DISABLED=true
+ * turns tracing off.
+ */
+function readTracesEndpoint(env: Env): string {
+  if (readString(env, 'OTEL_SDK_DISABLED', '').toLowerCase() === 'true') return '';
+  const traces = readString(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', '');
+  if (traces !== '') return readUrl(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', '', ['http:', 'https:']);
+  const base = readString(env, 'OTEL_EXPORTER_OTLP_ENDPOINT', '');
+  if (base === '') return '';
+  const url = readUrl(env, 'OTEL_EXPORTER_OTLP_ENDPOINT', '', ['http:', 'https:']);
+  return `${url.replace(/\/+$/, '')}/v1/traces`;
 }
 
 function readRetrySchedule(env: Env): number[] {
@@ -251,6 +315,13 @@ export function loadConfig(env: Env = process.env): Config {
       `must be a path such as "/admin/queues", got "${bullBoardPath}"`,
     );
   }
+  const bullBoardPublicPath = readString(env, 'BULL_BOARD_PUBLIC_PATH', bullBoardPath);
+  if (!/^\/[A-Za-z0-9/_-]*[A-Za-z0-9_-]$/.test(bullBoardPublicPath)) {
+    throw new ConfigError(
+      'BULL_BOARD_PUBLIC_PATH',
+      `must be a path such as "/ops/admin/queues", got "${bullBoardPublicPath}"`,
+    );
+  }
   const logLevel = readString(env, 'LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(
@@ -289,6 +360,15 @@ export function loadConfig(env: Env = process.env): Config {
       attemptTimeoutMs * 2,
       attemptTimeoutMs + 1,
     ),
+    // The attempt's own limit plus room for the job to reach a worker.
+    probeTimeoutMs: readInteger(
+      env,
+      'PROBE_TIMEOUT_MS',
+      attemptTimeoutMs + 5_000,
+      1,
+      MAX_TIMER_MS,
+    ),
+    resendPageSize: readInteger(env, 'RESEND_PAGE_SIZE', 500, 1, 10_000),
     dispatchConcurrency: readInteger(env, 'DISPATCH_CONCURRENCY', 10, 1, 10_000),
     deliveryConcurrency: readInteger(env, 'DELIVERY_CONCURRENCY', 50, 1, 10_000),
     apiHost: readHost(env),
@@ -309,6 +389,21 @@ export function loadConfig(env: Env = process.env): Config {
       MAX_TIMER_MS,
     ),
     sweepGraceMs: readInteger(env, 'SWEEP_GRACE_MS', 10_000, 0),
+    receiverDisableAfterMs: readInteger(
+      env,
+      'RECEIVER_DISABLE_AFTER_MS',
+      DEFAULT_RECEIVER_DISABLE_AFTER_MS,
+      0,
+    ),
+    retentionDays: readInteger(env, 'RETENTION_DAYS', 30, 0, 36_500),
+    retentionIntervalMs: readInteger(
+      env,
+      'RETENTION_INTERVAL_MS',
+      3_600_000,
+      1_000,
+      MAX_TIMER_MS,
+    ),
+    retentionBatchSize: readInteger(env, 'RETENTION_BATCH_SIZE', 1_000, 1, 100_000),
     jobLockDurationMs: readInteger(
       env,
       'JOB_LOCK_DURATION_MS',
@@ -334,6 +429,19 @@ export function loadConfig(env: Env = process.env): Config {
     ),
     allowedPrivateNetworks: readNetworks(env),
     bullBoardPath,
+    bullBoardPublicPath,
+    healthHost: readHost(env, 'HEALTH_HOST'),
+    healthPort: readInteger(env, 'HEALTH_PORT', 0, 0, 65_535),
+    metricsRefreshMs: readInteger(env, 'METRICS_REFRESH_MS', 5_000, 100, MAX_TIMER_MS),
+    apiRequestTimeoutMs: readInteger(env, 'API_REQUEST_TIMEOUT_MS', 30_000, 1_000, 300_000),
+    otelTracesEndpoint: readTracesEndpoint(env),
+    idempotencyKeyTtlMs: readInteger(
+      env,
+      'IDEMPOTENCY_KEY_TTL_MS',
+      86_400_000,
+      1_000,
+      30 * 86_400_000,
+    ),
     logLevel,
   };
   return Object.freeze(config);

@@ -1,13 +1,14 @@
 import { ValidationError } from './errors.js';
 
 const SEGMENT = '[A-Za-z0-9_-]+';
-const CLASS_PATTERN = new RegExp(`^${SEGMENT}(\\.${SEGMENT})*$`);
+/** An event class: dot-separated segments of letters, digits, "_" and "-". */
+export const CLASS_PATTERN = new RegExp(`^${SEGMENT}(\\.${SEGMENT})*$`);
 const SEGMENT_PATTERN = new RegExp(`^${SEGMENT}$`);
 
 /** Maximum length of an event class or subscription pattern, in characters. */
 export const MAX_EVENT_CLASS_LENGTH = 255;
 
-const CLASS_RULE =
+export const CLASS_RULE =
   'must be dot-separated segments of letters, digits, "_" and "-", such as "github.push.created"';
 
 /** Throws a ValidationError unless `value` is a valid event class. */

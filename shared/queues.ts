@@ -1,6 +1,7 @@
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { Config } from './config.js';
+import { queueTelemetry } from './ops/tracing.js';
 
 /** Queue of event ids waiting to be turned into deliveries. */
 export const DISPATCH_QUEUE = 'dispatch';
@@ -215,6 +216,8 @@ export function openDispatchQueue(
   return new Queue<DispatchJobData>(DISPATCH_QUEUE, {
     connection,
     prefix: queueKeyPrefix(settings, DISPATCH_QUEUE),
+    // Carries the trace context into the job when tracing runs.
+    telemetry: queueTelemetry(),
   });
 }
 
@@ -232,6 +235,7 @@ export class DeliveryQueues {
         new Queue<DeliveryJobData>(name, {
           connection,
           prefix: queueKeyPrefix(settings, name),
+          telemetry: queueTelemetry(),
         }),
     );
   }

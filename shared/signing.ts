@@ -30,6 +30,23 @@ export function decodeSecret(secret: unknown, field = 'secret'): Buffer {
 }
 
 /**
+ * Computes the HMAC-SHA256 of `id.timestamp.body` keyed with `key`, the
+ * bytes that a `v1` signature carries in base64. A string body is signed as
+ * its UTF-8 bytes.
+ */
+export function signatureDigest(
+  key: Buffer,
+  webhookId: string,
+  timestampSeconds: number | string,
+  body: string | Uint8Array,
+): Buffer {
+  return createHmac('sha256', key)
+    .update(`${webhookId}.${timestampSeconds}.`)
+    .update(body)
+    .digest();
+}
+
+/**
  * Signs one request as Standard Webhooks specifies: `v1,` and base64 of
  * HMAC-SHA256 over `id.timestamp.body`, keyed with the decoded secret.
  */
@@ -37,13 +54,10 @@ export function sign(
   secret: string | Buffer,
   webhookId: string,
   timestampSeconds: number,
-  body: string,
+  body: string | Uint8Array,
 ): string {
   const key = typeof secret === 'string' ? decodeSecret(secret) : secret;
-  const digest = createHmac('sha256', key)
-    .update(`${webhookId}.${timestampSeconds}.`)
-    .update(body)
-    .digest('base64');
+  const digest = signatureDigest(key, webhookId, timestampSeconds, body).toString('base64');
   return `v1,${digest}`;
 }
 

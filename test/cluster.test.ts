@@ -4,7 +4,8 @@
 // shards. It checks the delivery results, that every key of a queue hashes
 // to one slot, that the shards spread over more than one master, that no
 // command failed with a cluster redirection or cross-slot error, and that
-// every delivery finishes after one master fails over to its replica.
+// every delivery finishes after one master fails over to its replica. A bulk
+// redeliver of one receiver's failed deliveries runs through the cluster too.
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -154,6 +155,9 @@ describe.skipIf(unavailable !== null)(`pipeline on Redis Cluster with ${SHARDS} 
       JOB_LOCK_DURATION_MS: '5000',
       STALLED_INTERVAL_MS: '5000',
       DELIVERY_CONCURRENCY: '20',
+      // Bulk resends in pages of 64, so that redelivering C's failures
+      // takes several page jobs on the cluster.
+      RESEND_PAGE_SIZE: '64',
     };
     system = await startSystem(env, { overrides, logger: logs.logger });
     config = system.config;
@@ -263,6 +267,40 @@ describe.skipIf(unavailable !== null)(`pipeline on Redis Cluster with ${SHARDS} 
     expect(receivers.B.harness.requests).toHaveLength(EVENTS * 2);
     expect(receivers.C.harness.requests).toHaveLength(EVENTS * 4);
     await expectConsistentAttempts(env.pool);
+  }, 120_000);
+
+  test('redelivers C in bulk', async () => {
+    const requestsBefore = receivers.C.harness.requests.length;
+    const created = await system!.request('POST', '/v1/resends', {
+      receiver: 'cluster-C',
+      state: 'failed',
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    const done = await waitFor(
+      async () => {
+        const response = await system!.request('GET', `/v1/resends/${created.body.id}`);
+        const body = response.body as { state: string; deliveries: { failed: number } };
+        return body.state !== 'running' && body.deliveries.failed === EVENTS ? response.body : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 250, message: `${EVENTS} resends to C to fail` },
+    );
+    expect(done.state).toBe('completed');
+    expect(done.num_matched).toBe(EVENTS);
+    expect(done.num_created).toBe(EVENTS);
+    expect(done.deliveries).toEqual({ pending: 0, delivered: 0, failed: EVENTS });
+
+    // C still responds with 500, so each resend makes its 4 attempts: 200 more
+    // first POSTs, each with a webhook-id of its own.
+    const resent = receivers.C.harness.requests.slice(requestsBefore);
+    const firstTries = resent.filter((request) => request.headers['x-webhook-attempt'] === '1');
+    expect(firstTries).toHaveLength(EVENTS);
+    expect(new Set(firstTries.map((request) => request.headers['webhook-id'])).size).toBe(EVENTS);
+    expect(resent).toHaveLength(EVENTS * 4);
+    expect(await deliveryStates(receivers.C.id)).toEqual({ 'failed after 4': EVENTS * 2 });
+    expect(receivers.A.harness.requests).toHaveLength(EVENTS);
+    expect(receivers.B.harness.requests).toHaveLength(EVENTS * 2);
+    await expectConsistentAttempts(env.pool);
+    expect(logs.slotErrors).toEqual([]);
   }, 120_000);
 
   test('keeps each queue in one slot', async () => {
@@ -410,7 +448,8 @@ describe.skipIf(unavailable !== null)(`pipeline on Redis Cluster with ${SHARDS} 
       );
       expect(receivers[name].harness.requests.length, `POSTs to ${name}`).toBe(rows[0]!.count);
     }
-    expect(await deliveryStates(receivers.C.id)).toEqual({ 'failed after 4': EVENTS + 100 });
+    // EVENTS from the first run, EVENTS from the bulk redeliver and 100 now.
+    expect(await deliveryStates(receivers.C.id)).toEqual({ 'failed after 4': EVENTS * 2 + 100 });
     await expectConsistentAttempts(env.pool);
     expect(logs.slotErrors.filter((line) => line.includes('CROSSSLOT'))).toEqual([]);
   }, 150_000);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../shared/config.js';
+import { parseRoles } from '../scripts/roles.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -26,7 +27,7 @@ interface ComposeService {
   ports?: unknown[];
   container_name?: string;
   depends_on?: Record<string, { condition: string }> | string[];
-  healthcheck?: { test: string | string[] };
+  healthcheck?: { test: string | string[]; interval?: string; timeout?: string };
   restart?: string;
 }
 
@@ -84,6 +85,18 @@ function environmentOf(service: ComposeService): Record<string, string> {
   return environment;
 }
 
+/** Returns the roles that a service's `scripts/start.ts <role...>` command starts, or null for other commands. */
+function startedRoles(service: ComposeService): string[] | null {
+  const words = commandWords(service.command);
+  const index = words.indexOf('scripts/start.ts');
+  return index === -1 ? null : words.slice(index + 1);
+}
+
+/** Returns the names that a command reads as `process.env.NAME`, such as in a health check. */
+function environmentReads(command: string | string[] | undefined): string[] {
+  return [...commandWords(command).join(' ').matchAll(/process\.env\.([A-Z][A-Z0-9_]*)/g)].map((match) => match[1]!);
+}
+
 interface DockerInstruction {
   stage: number;
   keyword: string;
@@ -114,6 +127,20 @@ function dockerInstructions(): DockerInstruction[] {
 
 const instructions = dockerInstructions();
 const finalStage = Math.max(...instructions.map((instruction) => instruction.stage));
+
+/** `ENV` settings of the final stage, which every container of the image starts with. */
+const imageEnvironment: Record<string, string> = Object.fromEntries(
+  instructions
+    .filter((instruction) => instruction.stage === finalStage && instruction.keyword === 'ENV')
+    .flatMap((instruction) => [...instruction.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(\S+)/g)])
+    .map((match) => [match[1]!, match[2]!]),
+);
+
+/** Image settings that are not read by loadConfig, and what reads them. */
+const IMAGE_ONLY_VARIABLES: Record<string, string> = {
+  NODE_ENV: 'Node.js libraries',
+  CHECKPOINT_DISABLE: 'the Prisma CLI',
+};
 
 /** Sources and destination of a COPY, with its --from stage when given. */
 function copyParts(args: string) {
@@ -167,7 +194,7 @@ function localImportGraph(entry: string): string[] {
 
 describe('docker-compose.yml', () => {
   test('has every role', () => {
-    for (const name of ['postgres', 'redis', 'migrate', 'api', 'dispatch', 'delivery']) {
+    for (const name of ['postgres', 'redis', 'migrate', 'api', 'dispatch', 'delivery', 'dashboard']) {
       expect(compose.services[name], name).toBeDefined();
     }
   });
@@ -249,7 +276,76 @@ describe('docker-compose.yml', () => {
 
     const check = commandWords(api.healthcheck?.test).join(' ');
     expect(check).toContain('/health');
-    expect(readText('producers/api/app.ts')).toMatch(/app\.get\('\/health'/);
+    expect(readText('producers/api/health.ts')).toMatch(/app\.get\('\/health'/);
+  });
+
+  test('start.ts names known roles', () => {
+    for (const [name, service] of appServices) {
+      const roles = startedRoles(service);
+      if (roles === null) continue;
+      expect(() => parseRoles(roles), `${name}: ${roles.join(' ')}`).not.toThrow();
+    }
+    expect(startedRoles(compose.services.api!)).toEqual(['api']);
+    expect(startedRoles(compose.services.dispatch!)).toEqual(['dispatch']);
+    expect(startedRoles(compose.services.delivery!)).toEqual(['delivery']);
+    expect(startedRoles(compose.services.dashboard!)).toEqual(['dashboard']);
+  });
+
+  test('long-running roles have health checks', () => {
+    for (const name of ['api', 'dispatch', 'delivery', 'dashboard']) {
+      const check = compose.services[name]!.healthcheck;
+      expect(check, name).toBeDefined();
+      expect(commandWords(check!.test).join(' '), name).toMatch(/\/health'/);
+    }
+  });
+
+  test('health checks read set variables', () => {
+    const healthServer = readText('shared/ops/health-server.ts');
+    for (const [name, service] of appServices) {
+      const environment = { ...imageEnvironment, ...environmentOf(service) };
+      const reads = environmentReads(service.healthcheck?.test);
+      for (const variable of reads) {
+        expect(configVariables.has(variable), `${name}: ${variable} is read by loadConfig`).toBe(true);
+        expect(environment[variable], `${name}: ${variable} is set`).toBeDefined();
+      }
+      if (service.healthcheck === undefined) continue;
+      const config = loadConfig(environment);
+      const roles = startedRoles(service) ?? [];
+      if (reads.includes('HEALTH_PORT')) {
+        // The health server listens only when HEALTH_PORT is not 0.
+        expect(config.healthPort, `${name}: HEALTH_PORT`).toBeGreaterThan(0);
+        expect(config.healthHost, `${name}: HEALTH_HOST`).toBe('0.0.0.0');
+        expect(healthServer).toContain(`path === '/health'`);
+      }
+      if (reads.includes('API_PORT')) {
+        // Only the API and the dashboard listen on API_PORT.
+        expect(roles.some((role) => role === 'api' || role === 'dashboard'), `${name}: serves API_PORT`).toBe(true);
+        expect(config.apiHost, `${name}: API_HOST`).toBe('0.0.0.0');
+      }
+    }
+  });
+
+  test('host variables are documented', () => {
+    const readme = readText('README.md');
+    const names = new Set([...readText('docker-compose.yml').matchAll(/\$\{([A-Z][A-Z0-9_]*)/g)].map((match) => match[1]!));
+    expect(names.size).toBeGreaterThan(0);
+    for (const variable of names) {
+      expect(readme, `${variable} in README.md`).toContain(`\`${variable}\``);
+    }
+  });
+
+  test('published and health ports are exposed', () => {
+    const exposed = instructions
+      .filter((instruction) => instruction.stage === finalStage && instruction.keyword === 'EXPOSE')
+      .flatMap((instruction) => instruction.args.split(/\s+/));
+    for (const [name, service] of appServices) {
+      for (const port of service.ports ?? []) {
+        const containerPort = interpolateUnset(String(port)).split(':').at(-1)!;
+        expect(exposed, `${name}: container port ${containerPort}`).toContain(containerPort);
+      }
+      const healthPort = loadConfig({ ...imageEnvironment, ...environmentOf(service) }).healthPort;
+      if (healthPort !== 0) expect(exposed, `${name}: HEALTH_PORT`).toContain(String(healthPort));
+    }
   });
 
   test('workers can be scaled', () => {
@@ -261,7 +357,7 @@ describe('docker-compose.yml', () => {
   });
 
   test('long-running roles wait for migrate and healthy stores', () => {
-    for (const name of ['api', 'dispatch', 'delivery']) {
+    for (const name of ['api', 'dispatch', 'delivery', 'dashboard']) {
       const service = compose.services[name]!;
       const dependsOn = service.depends_on as Record<string, { condition: string }>;
       expect(dependsOn.migrate?.condition, name).toBe('service_completed_successfully');
@@ -333,6 +429,34 @@ describe('Dockerfile', () => {
       (instruction) => instruction.stage === finalStage && instruction.keyword === 'USER',
     );
     expect(users.map((instruction) => instruction.args)).toEqual(['node']);
+  });
+
+  test('ENV names are read', () => {
+    expect(Object.keys(imageEnvironment).length).toBeGreaterThan(0);
+    for (const variable of Object.keys(imageEnvironment)) {
+      const known = configVariables.has(variable) || IMAGE_ONLY_VARIABLES[variable] !== undefined;
+      expect(known, `ENV ${variable} is read by loadConfig or listed in IMAGE_ONLY_VARIABLES`).toBe(true);
+    }
+    expect(() => loadConfig(imageEnvironment)).not.toThrow();
+  });
+
+  test('tools that run are production dependencies', () => {
+    // The image installs with --omit=dev, so every package that a RUN, CMD
+    // or command runs must be in "dependencies".
+    const binaries = new Set<string>();
+    for (const instruction of instructions) {
+      const words = instruction.keyword === 'CMD' ? (JSON.parse(instruction.args) as string[]) : instruction.args.split(/\s+/);
+      words.forEach((word, index) => {
+        if (word === 'npx') binaries.add(words[index + 1]!);
+        if (word === '--import') binaries.add(words[index + 1]!);
+      });
+    }
+    expect([...binaries].sort()).toEqual(['prisma', 'tsx']);
+    for (const binary of binaries) {
+      expect(packageJson.dependencies[binary], binary).toBeDefined();
+    }
+    // bin/webhooks.mjs, the CLI in the image, loads TypeScript through tsx.
+    expect(readText('bin/webhooks.mjs')).toContain(`from 'tsx/esm/api'`);
   });
 
   test('CMD names a file in the image', () => {

@@ -34,3 +34,62 @@ export function requireBearerToken(
     }
   });
 }
+
+/** Realm that browsers show in their login prompt for Bull Board. */
+export const BOARD_AUTH_REALM = 'webhooks';
+
+/**
+ * Returns the token of an `Authorization` header: the Bearer token, or the
+ * password of HTTP Basic credentials, because a browser that opens Bull
+ * Board cannot send a Bearer header. The Basic user name is ignored.
+ */
+export function tokenOfAuthorization(header: string): string {
+  if (header.startsWith('Bearer ')) return header.slice(7);
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (basic === null) return '';
+  const credentials = Buffer.from(basic[1]!, 'base64').toString('utf8');
+  const colon = credentials.indexOf(':');
+  return colon === -1 ? '' : credentials.slice(colon + 1);
+}
+
+/**
+ * Requires the API token on every route of `scope` except those under
+ * `publicPrefix` (Bull Board's static assets), as a Bearer token or as the
+ * password of HTTP Basic credentials. A 401 carries
+ * `WWW-Authenticate: Basic realm="webhooks"`, so that a browser prompts for
+ * the credentials. A request that changes state must come from the board's own
+ * page: browsers send Basic credentials along with requests that other sites
+ * start, so one whose `Sec-Fetch-Site` names another site is rejected with
+ * 403. An empty token turns every check off.
+ */
+export function requireBoardCredentials(
+  scope: FastifyInstance,
+  apiToken: string,
+  publicPrefix: string,
+) {
+  if (apiToken === '') return;
+  scope.addHook('onRequest', async (request, reply) => {
+    const route = request.routeOptions.url ?? '';
+    if (route.startsWith(publicPrefix)) return;
+    const token = tokenOfAuthorization(request.headers.authorization ?? '');
+    if (token === '' || !sameToken(token, apiToken)) {
+      return reply
+        .code(401)
+        .header('www-authenticate', `Basic realm="${BOARD_AUTH_REALM}", charset="UTF-8"`)
+        .send(
+          errorBody(
+            'unauthorized',
+            'missing or invalid credentials; send "Authorization: Bearer <API_TOKEN>" or HTTP Basic credentials with API_TOKEN as the password',
+            request.id,
+          ),
+        );
+    }
+    const site = request.headers['sec-fetch-site'];
+    const changesState = request.method !== 'GET' && request.method !== 'HEAD';
+    if (changesState && (site === 'cross-site' || site === 'same-site')) {
+      return reply
+        .code(403)
+        .send(errorBody('forbidden', `Bull Board actions must come from its own page, got Sec-Fetch-Site: ${site}`, request.id));
+    }
+  });
+}

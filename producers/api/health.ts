@@ -1,22 +1,25 @@
 import type { FastifyInstance } from 'fastify';
-import type { PrismaClient } from '../../shared/db/client.js';
-import { withTimeout, type RedisClient } from '../../shared/queues.js';
+import { readinessResponse } from '../../shared/ops/health-server.js';
+import type { ProcessOps } from '../../shared/ops/process-ops.js';
 
-/** GET /health: 200 when PostgreSQL and Redis answer within a second, else 503. */
-export function registerHealthRoute(
-  app: FastifyInstance,
-  deps: { prisma: PrismaClient; redis: RedisClient },
-) {
+/**
+ * Registers the routes that need no token: GET /health (200, or 503 when
+ * PostgreSQL or Redis does not respond within a second, with the state of
+ * each), GET /livez (200 while the process runs) and GET /metrics (the
+ * Prometheus metrics of the process, read from gauges without waiting on
+ * Redis).
+ */
+export function registerHealthRoute(app: FastifyInstance, deps: { ops: ProcessOps }) {
   app.get('/health', async (_request, reply) => {
-    const [postgres, redis] = await Promise.all([
-      withTimeout(deps.prisma.$queryRaw`SELECT 1`, 1_000, 'postgres')
-        .then(() => 'ok')
-        .catch(() => 'down'),
-      withTimeout(deps.redis.ping(), 1_000, 'redis')
-        .then(() => 'ok')
-        .catch(() => 'down'),
-    ]);
-    const healthy = postgres === 'ok' && redis === 'ok';
-    return reply.code(healthy ? 200 : 503).send({ postgres, redis });
+    const { status, body } = await readinessResponse(deps.ops);
+    return reply.code(status).header('cache-control', 'no-store').send(body);
+  });
+  app.get('/livez', async (_request, reply) =>
+    reply.header('cache-control', 'no-store').send({ status: 'ok' }),
+  );
+  app.get('/metrics', async (_request, reply) => {
+    const registry = deps.ops.metrics.registry;
+    const text = await registry.metrics();
+    return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(text);
   });
 }

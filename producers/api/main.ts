@@ -1,4 +1,4 @@
+import { startRoles } from '../../scripts/roles.js';
 import { runService } from '../../shared/lifecycle.js';
-import { startApi } from './start-api.js';
 
-await runService('api', startApi);
+await runService('api', (config, logger) => startRoles(['api'], config, logger));

@@ -1,39 +1,14 @@
+import type { z } from 'zod';
 import type { PrismaClient } from '../../shared/db/client.js';
 import { NotFoundError } from '../../shared/errors.js';
+import type { delivery, deliveryAttempt, event } from './contract/events.js';
 
 /** An event as the API shows it. */
-export interface EventView {
-  id: string;
-  event_class: string;
-  data: unknown;
-  time_created: string;
-  time_dispatched: string | null;
-  num_dispatched: number;
-}
+export type EventView = z.output<typeof event>;
 
-export interface AttemptView {
-  attempt: number;
-  result: string;
-  response_status: number | null;
-  response_duration_ms: number | null;
-  /** The start of the receiver's response, up to RESPONSE_BODY_LIMIT_BYTES. */
-  response_body: string | null;
-  unreachable_reason: string | null;
-  time_created: string;
-}
+export type AttemptView = z.output<typeof deliveryAttempt>;
 
-export interface DeliveryView {
-  id: string;
-  event_id: string;
-  rx_id: string;
-  triggered_by: string;
-  state: string;
-  attempts: number;
-  failure_reason: string | null;
-  time_created: string;
-  time_completed: string | null;
-  attempt_log: AttemptView[];
-}
+export type DeliveryView = z.output<typeof delivery>;
 
 export async function getEvent(
   prisma: PrismaClient,

@@ -1,22 +1,38 @@
 import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../shared/config.js';
 import { createPrismaClient } from '../../shared/db/client.js';
 import type { Logger } from '../../shared/logger.js';
 import { runCloseSteps } from '../../shared/lifecycle.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
+import { openProcessOps, type ProcessOps } from '../../shared/ops/process-ops.js';
 import { allQueues, openQueues, producerConnection } from '../../shared/queues.js';
 import { Publisher } from '../publish.js';
 import { ReceiverService } from '../receivers.js';
+import { RedeliveryService } from '../redeliver.js';
 import { buildApp } from './app.js';
 
 export interface ApiHandle {
   /** Base URL the API listens on, such as `http://127.0.0.1:3000`. */
   readonly url: string;
+  /** The Fastify instance, for tests that inspect its routes. */
+  readonly app: FastifyInstance;
   close(): Promise<void>;
 }
 
-/** Starts the HTTP API and listens on API_HOST:API_PORT. */
-export async function startApi(config: Config, logger: Logger): Promise<ApiHandle> {
+/**
+ * Starts the HTTP API and listens on API_HOST:API_PORT. `ops` is the
+ * process's health check and metrics when several roles share a process;
+ * without it the API opens and closes its own.
+ */
+export async function startApi(
+  config: Config,
+  logger: Logger,
+  ops?: ProcessOps,
+): Promise<ApiHandle> {
+  const ownOps = ops === undefined ? openProcessOps(config, logger, 'api') : undefined;
+  const processOps = ops ?? ownOps!;
+  if (ownOps !== undefined) ownOps.startStats({ queueStats: true });
   const prisma = createPrismaClient({
     databaseUrl: config.databaseUrl,
     poolMax: config.databasePoolMax,
@@ -38,6 +54,13 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
     prisma,
     new NetworkGuard(config.allowedPrivateNetworks),
   );
+  const redelivery = new RedeliveryService({
+    prisma,
+    dispatchQueue: queues.dispatch,
+    deliveryQueues: queues.delivery,
+    logger,
+    probeTimeoutMs: config.probeTimeoutMs,
+  });
   const closeConnections = () =>
     runCloseSteps(
       [
@@ -45,6 +68,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
         { name: 'closing the delivery queues', run: () => queues.delivery.close(), timeoutMs: 5_000 },
         { name: 'closing Redis', run: async () => redis.disconnect() },
         { name: 'closing PostgreSQL', run: () => prisma.$disconnect() },
+        { name: 'closing the health check and metrics', run: async () => ownOps?.close() },
       ],
       logger,
     );
@@ -56,10 +80,15 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
       queues,
       publisher,
       receivers,
+      redelivery,
       logger,
       apiToken: config.apiToken,
       maxPayloadBytes: config.maxPayloadBytes,
       bullBoardPath: config.bullBoardPath,
+      bullBoardPublicPath: config.bullBoardPublicPath,
+      ops: processOps,
+      requestTimeoutMs: config.apiRequestTimeoutMs,
+      idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
     });
     await app.listen({ host: config.apiHost, port: config.apiPort });
   } catch (error) {
@@ -78,6 +107,7 @@ export async function startApi(config: Config, logger: Logger): Promise<ApiHandl
   let closing: Promise<void> | undefined;
   return {
     url,
+    app: server,
     close() {
       closing ??= (async () => {
         await runCloseSteps([{ name: 'closing the HTTP server', run: () => server.close() }], logger);

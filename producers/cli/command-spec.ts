@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Readable } from 'node:stream';
-import type { Config } from '../../shared/config.js';
-import type { CliResources } from './resources.js';
+import type { RouteInput, RouteOutput } from '../api/contract/client.js';
+import type { ApiRoute } from '../api/contract/index.js';
 
 /** A command-line mistake: unknown command or option, missing argument. */
 export class UsageError extends Error {
@@ -40,13 +40,22 @@ export interface CommandInput {
   options: OptionValues;
 }
 
+/** The operationId of an API route, which is also the name of its typed client method. */
+export type OperationId = ApiRoute['operationId'];
+
+type RouteOf<Id extends OperationId> = Extract<ApiRoute, { operationId: Id }>;
+
+/** The typed client's input of the route `Id`: its params, query, headers and body. */
+export type RequestOf<Id extends OperationId> = RouteInput<RouteOf<Id>>;
+
+/** The response body of the route `Id`; void for 204. */
+export type ResponseOf<Id extends OperationId> = RouteOutput<RouteOf<Id>>;
+
 export interface CommandContext {
-  config: Config;
-  resources: CliResources;
   stdin: Readable & { isTTY?: boolean };
 }
 
-export interface CommandSpec {
+interface CommandDocumentation {
   kind: 'command';
   name: string;
   summary: string;
@@ -55,8 +64,35 @@ export interface CommandSpec {
   arguments: ArgumentSpec[];
   options: Record<string, OptionSpec>;
   examples?: string[];
-  /** Runs the command and returns the value to print as JSON. */
-  run(input: CommandInput, context: CommandContext): Promise<unknown>;
+}
+
+/**
+ * A command that calls one API route. The runner calls the typed client
+ * method named `operationId` with the input that `request` builds and prints
+ * the result, so a command has no other way to reach the API or a store.
+ */
+export interface CommandSpec<Id extends OperationId = OperationId> extends CommandDocumentation {
+  operationId: Id;
+  /** Builds the client input from the arguments; it may read stdin or files but sends nothing. */
+  request(input: CommandInput, context: CommandContext): Promise<RequestOf<Id>>;
+  /** Turns the response body into the value printed as JSON; without it the body is printed. */
+  output?(response: ResponseOf<Id>, input: CommandInput): unknown;
+}
+
+/** A command of any route, as the command tree stores it. */
+export interface AnyCommandSpec extends CommandDocumentation {
+  operationId: OperationId;
+  request(input: CommandInput, context: CommandContext): Promise<unknown>;
+  output?(response: unknown, input: CommandInput): unknown;
+}
+
+/**
+ * Declares a command. The type of `request` and `output` follows from
+ * `operationId`, so a request that does not fit the route's contract, or an
+ * operationId that is no client method, fails the type check.
+ */
+export function defineCommand<const Id extends OperationId>(spec: CommandSpec<Id>): AnyCommandSpec {
+  return spec;
 }
 
 export interface GroupSpec {
@@ -66,13 +102,32 @@ export interface GroupSpec {
   description?: string;
   /** Text printed after the list of subcommands. */
   epilog?: string;
-  children: (CommandSpec | GroupSpec)[];
+  children: (AnyCommandSpec | GroupSpec)[];
 }
 
 export const HELP_OPTION: OptionSpec = {
   type: 'boolean',
   short: 'h',
   description: 'Print this help and exit',
+};
+
+/**
+ * Options that every command takes, before or after its name: where the API
+ * is and how to authenticate. They override the environment variables.
+ */
+export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  'api-url': {
+    type: 'string',
+    valueName: 'URL',
+    description: 'Base URL of the API, such as http://127.0.0.1:3000; overrides WEBHOOKS_API_URL',
+  },
+  token: {
+    type: 'string',
+    valueName: 'TOKEN',
+    description:
+      'Bearer token that the API requires when its API_TOKEN is set; overrides API_TOKEN. Other ' +
+      'local users can read it in the process list, so prefer the API_TOKEN variable',
+  },
 };
 
 /** Tells whether `args` asks for help before any `--` terminator. */
@@ -90,12 +145,13 @@ export function wantsHelp(args: readonly string[]): boolean {
  * arguments raise a UsageError that names them.
  */
 export function parseCommandArgs(
-  spec: CommandSpec,
+  spec: AnyCommandSpec,
   commandPath: string,
   args: readonly string[],
 ): CommandInput {
+  const options = { ...spec.options, ...GLOBAL_OPTIONS };
   const parseOptions: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
-  for (const [name, option] of Object.entries(spec.options)) {
+  for (const [name, option] of Object.entries(options)) {
     // parseArgs rejects keys whose value is undefined.
     parseOptions[name] = {
       type: option.type,
@@ -116,7 +172,7 @@ export function parseCommandArgs(
   const seen = new Set<string>();
   for (const token of parsed.tokens) {
     if (token.kind !== 'option') continue;
-    const option = spec.options[token.name];
+    const option = options[token.name];
     if (option === undefined) {
       throw new UsageError(`unknown option "${token.rawName}" for "webhooks ${commandPath}"`, commandPath);
     }
@@ -139,7 +195,7 @@ export function parseCommandArgs(
     }
     seen.add(token.name);
   }
-  for (const [name, option] of Object.entries(spec.options)) {
+  for (const [name, option] of Object.entries(options)) {
     if (option.required && !seen.has(name)) {
       throw new UsageError(`missing required option --${name}`, commandPath);
     }
@@ -159,7 +215,9 @@ export function parseCommandArgs(
   }
   const namedArgs: Record<string, string> = {};
   expected.forEach((argument, index) => {
-    namedArgs[argument.name] = positionals[index]!;
+    const value = positionals[index]!;
+    if (value === '') throw new UsageError(`argument <${argument.name}> is empty`, commandPath);
+    namedArgs[argument.name] = value;
   });
   return { args: namedArgs, options: parsed.values as OptionValues };
 }

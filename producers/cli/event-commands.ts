@@ -1,12 +1,12 @@
-import { assertUuid } from '../../shared/ids.js';
-import { getEvent, listEventDeliveries } from '../api/read-events.js';
-import type { CommandSpec, GroupSpec } from './command-spec.js';
+import { defineCommand, type GroupSpec } from './command-spec.js';
+import { eventResendCommand } from './delivery-commands.js';
 
 const EVENT_ARGUMENT = { name: 'id', description: 'Event id (UUID) as "publish" prints it' };
 
-const getCommand: CommandSpec = {
+const getCommand = defineCommand({
   kind: 'command',
   name: 'get',
+  operationId: 'getEvent',
   summary: 'Print a stored event with its data and dispatch state',
   description: [
     'Prints {"id", "event_class", "data", "time_created", "time_dispatched",',
@@ -15,14 +15,15 @@ const getCommand: CommandSpec = {
   ].join('\n'),
   arguments: [EVENT_ARGUMENT],
   options: {},
-  async run(input, context) {
-    return getEvent(context.resources.prisma, assertUuid(input.args.id, 'id'));
+  async request(input) {
+    return { params: { id: input.args.id! } };
   },
-};
+});
 
-const deliveriesCommand: CommandSpec = {
+const deliveriesCommand = defineCommand({
   kind: 'command',
   name: 'deliveries',
+  operationId: 'listEventDeliveries',
   summary: 'Print an event\'s deliveries with every attempt',
   description: [
     'Prints {"deliveries": [...]}, oldest first. Each delivery has its state',
@@ -31,15 +32,14 @@ const deliveriesCommand: CommandSpec = {
   ].join('\n'),
   arguments: [EVENT_ARGUMENT],
   options: {},
-  async run(input, context) {
-    const id = assertUuid(input.args.id, 'id');
-    return { deliveries: await listEventDeliveries(context.resources.prisma, id) };
+  async request(input) {
+    return { params: { id: input.args.id! } };
   },
-};
+});
 
 export const eventsGroup: GroupSpec = {
   kind: 'group',
   name: 'events',
-  summary: 'Show a stored event and its deliveries',
-  children: [getCommand, deliveriesCommand],
+  summary: 'Show a stored event and its deliveries, and resend it to a receiver',
+  children: [getCommand, deliveriesCommand, eventResendCommand],
 };

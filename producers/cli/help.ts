@@ -1,6 +1,8 @@
+import { apiRoutes } from '../api/contract/index.js';
 import {
+  GLOBAL_OPTIONS,
   HELP_OPTION,
-  type CommandSpec,
+  type AnyCommandSpec,
   type GroupSpec,
   type OptionSpec,
 } from './command-spec.js';
@@ -51,7 +53,7 @@ function optionText(option: OptionSpec): string {
   return notes.length === 0 ? option.description : `${option.description} (${notes.join(', ')})`;
 }
 
-function usageLine(spec: CommandSpec, path: string): string {
+function usageLine(spec: AnyCommandSpec, path: string): string {
   const parts = [`webhooks ${path}`];
   for (const argument of spec.arguments) parts.push(`<${argument.name}>`);
   for (const [name, option] of Object.entries(spec.options)) {
@@ -63,9 +65,24 @@ function usageLine(spec: CommandSpec, path: string): string {
   return `Usage: ${parts.join(' ')}`;
 }
 
-/** Formats the help text of one command: usage, arguments, options, examples. */
-export function formatCommandHelp(spec: CommandSpec, path: string): string {
-  const sections = [usageLine(spec, path), spec.description ?? spec.summary];
+function globalOptionsSection(): string {
+  const rows: [string, string][] = Object.entries(GLOBAL_OPTIONS).map(([name, option]) => [
+    optionLabel(name, option),
+    optionText(option),
+  ]);
+  return `Global options:\n${table(rows)}`;
+}
+
+/** Returns the line that names the API route a command calls, such as `Calls: GET /v1/events/:id (getEvent)`. */
+function routeLine(spec: AnyCommandSpec): string {
+  const route = apiRoutes.find((candidate) => candidate.operationId === spec.operationId);
+  if (route === undefined) return `Calls: ${spec.operationId}`;
+  return `Calls: ${route.method} ${route.path} (${route.operationId})`;
+}
+
+/** Formats the help text of one command: usage, the route it calls, arguments, options, examples. */
+export function formatCommandHelp(spec: AnyCommandSpec, path: string): string {
+  const sections = [usageLine(spec, path), spec.description ?? spec.summary, routeLine(spec)];
   if (spec.arguments.length > 0) {
     sections.push(
       `Arguments:\n${table(spec.arguments.map((argument) => [`<${argument.name}>`, argument.description]))}`,
@@ -77,6 +94,7 @@ export function formatCommandHelp(spec: CommandSpec, path: string): string {
   ]);
   options.push([optionLabel('help', HELP_OPTION), HELP_OPTION.description]);
   sections.push(`Options:\n${table(options)}`);
+  sections.push(globalOptionsSection());
   if (spec.examples && spec.examples.length > 0) {
     sections.push(`Examples:\n${spec.examples.map((example) => `  ${example}`).join('\n')}`);
   }
@@ -91,6 +109,7 @@ export function formatGroupHelp(group: GroupSpec, path: string): string {
     `Commands:\n${table(group.children.map((child) => [child.name, child.summary]))}`,
   );
   sections.push(`Options:\n${table([[optionLabel('help', HELP_OPTION), HELP_OPTION.description]])}`);
+  if (path === '') sections.push(globalOptionsSection());
   if (group.epilog) sections.push(group.epilog);
   sections.push(`Run "${prefix} <command> --help" for the options of a command.`);
   return `${sections.join('\n\n')}\n`;

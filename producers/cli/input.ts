@@ -6,6 +6,14 @@ import { UsageError } from './command-spec.js';
 export type Stdin = Readable & { isTTY?: boolean };
 
 /**
+ * Maximum size of the raw event data that the CLI reads, 64 times the API's
+ * default MAX_PAYLOAD_BYTES, because input may be pretty-printed. It only
+ * bounds the CLI's memory: the API checks the compact JSON against its own
+ * MAX_PAYLOAD_BYTES and responds with 413 when the data is larger.
+ */
+export const MAX_DATA_INPUT_BYTES = 16 * 1024 * 1024;
+
+/**
  * Reads stdin up to `limitBytes`; throws a ValidationError naming `field`
  * as soon as the input grows past the limit.
  */

@@ -1,29 +1,19 @@
-import { assertEventClass } from '../../shared/event-class.js';
-import { assertUuid } from '../../shared/ids.js';
-import { stringOption, type CommandSpec } from './command-spec.js';
-import { readJsonInput } from './input.js';
+import { defineCommand, stringOption } from './command-spec.js';
+import { MAX_DATA_INPUT_BYTES, readJsonInput } from './input.js';
 
-/**
- * Maximum size of the raw input as a multiple of MAX_PAYLOAD_BYTES. Input
- * may be pretty-printed, so it can be larger than the compact JSON that
- * MAX_PAYLOAD_BYTES limits. The Publisher checks the compact size after
- * parsing.
- */
-const RAW_INPUT_FACTOR = 16;
-
-export const publishCommand: CommandSpec = {
+export const publishCommand = defineCommand({
   kind: 'command',
   name: 'publish',
-  summary: 'Store an event and enqueue its dispatch',
+  operationId: 'publishEvent',
+  summary: 'Publish an event for dispatch to its subscribers',
   description: [
-    'Stores an event of class <event-class> whose data is the JSON value read',
-    'from --file or from stdin, then adds its dispatch job to Redis. The stored',
-    'row is the commit point: when Redis is unreachable the command still',
-    'succeeds and prints "enqueued": false, and the dispatch sweeper enqueues',
-    'the event later.',
+    'Publishes an event of class <event-class> whose data is the JSON value read',
+    'from --file or from stdin. The API stores the event and queues its',
+    'dispatch; the stored row is the commit point, so the event is delivered',
+    'even when Redis is down at the time.',
     '',
-    'Prints {"id", "event_class", "time_created", "created", "enqueued"}, where',
-    '"created" is false when an event with the same --id was already stored.',
+    'Prints {"id", "event_class", "time_created", "created"}, where "created" is',
+    'false when an event with the same --id was already stored.',
   ].join('\n'),
   arguments: [
     {
@@ -49,23 +39,20 @@ export const publishCommand: CommandSpec = {
     `echo '{"ref": "main"}' | webhooks publish github.push.created`,
     'webhooks publish billing.invoice.paid --file invoice.json --id 0b8f7a52-5c1e-4d3a-9a61-2f0e3c9d1b7e',
   ],
-  async run(input, context) {
-    const eventClass = assertEventClass(input.args['event-class'], 'event-class');
-    const idOption = stringOption(input, 'id');
-    const id = idOption === undefined ? undefined : assertUuid(idOption, '--id');
+  async request(input, context) {
     const data = await readJsonInput({
       file: stringOption(input, 'file'),
       stdin: context.stdin,
-      limitBytes: context.config.maxPayloadBytes * RAW_INPUT_FACTOR,
+      limitBytes: MAX_DATA_INPUT_BYTES,
       commandPath: 'publish',
     });
-    const result = await context.resources.publisher().publishEvent({ eventClass, data, id });
+    const id = stringOption(input, 'id');
     return {
-      id: result.id,
-      event_class: result.eventClass,
-      time_created: result.timeCreated.toISOString(),
-      created: result.created,
-      enqueued: result.enqueued,
+      body: {
+        event_class: input.args['event-class']!,
+        data,
+        ...(id === undefined ? {} : { id }),
+      },
     };
   },
-};
+});

@@ -1,21 +1,20 @@
-import { ValidationError } from '../../shared/errors.js';
-import { compilePattern } from '../../shared/event-class.js';
-import { assertUuid } from '../../shared/ids.js';
-import type { UpdateReceiverInput } from '../receivers.js';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../api/contract/fields.js';
 import {
   UsageError,
+  defineCommand,
   listOption,
   stringOption,
   type CommandContext,
   type CommandInput,
-  type CommandSpec,
   type GroupSpec,
   type OptionSpec,
+  type RequestOf,
 } from './command-spec.js';
+import { DELIVERY_OPTIONS, deliveryOptionValues } from './delivery-option-commands.js';
+import { FILTER_OPTION, subscriptionsWithFilters, updatedSubscriptions } from './filter-commands.js';
 import { readSecretInput } from './input.js';
-
-const MAX_LIST_LIMIT = 1000;
-const DEFAULT_LIST_LIMIT = 100;
+import { probeCommand } from './delivery-commands.js';
+import { disableCommand, enableCommand } from './receiver-state-commands.js';
 
 const RECEIVER_ARGUMENT = {
   name: 'receiver',
@@ -42,12 +41,6 @@ const secretOptions: Record<string, OptionSpec> = {
   },
 };
 
-/** Checks each --subscribe value, so that the error names the option and the pattern. */
-function checkSubscriptions(patterns: string[]): string[] {
-  for (const pattern of patterns) compilePattern(pattern, '--subscribe');
-  return patterns;
-}
-
 async function readSecretOptions(
   input: CommandInput,
   context: CommandContext,
@@ -62,21 +55,10 @@ async function readSecretOptions(
   return secret;
 }
 
-function readLimit(value: string | undefined): number {
-  if (value === undefined) return DEFAULT_LIST_LIMIT;
-  const limit = Number(value);
-  if (!/^\d+$/.test(value) || limit < 1 || limit > MAX_LIST_LIMIT) {
-    throw new ValidationError(
-      '--limit',
-      `must be a whole number from 1 to ${MAX_LIST_LIMIT}, got "${value}"`,
-    );
-  }
-  return limit;
-}
-
-const createCommand: CommandSpec = {
+const createCommand = defineCommand({
   kind: 'command',
   name: 'create',
+  operationId: 'createReceiver',
   summary: 'Create a receiver and print its one-time secret',
   description: [
     'Creates a receiver that gets every event whose class matches one of its',
@@ -105,34 +87,44 @@ const createCommand: CommandSpec = {
       valueName: 'PATTERN',
       description: SUBSCRIBE_DESCRIPTION,
     },
+    filter: FILTER_OPTION,
     description: {
       type: 'string',
       valueName: 'TEXT',
       description: 'Free text for operators; empty when absent',
     },
     ...secretOptions,
+    ...DELIVERY_OPTIONS,
   },
   examples: [
     'webhooks receivers create --name billing --endpoint https://billing.example.com/hooks \\',
     "    --subscribe 'billing.**' --subscribe github.push.created",
+    'webhooks receivers create --name triage --endpoint https://triage.example.com/hooks \\',
+    "    --subscribe 'github.issues.*' --filter 'github.issues.*={\"path\": \"action\", \"eq\": \"opened\"}'",
   ],
-  async run(input, context) {
-    const subscriptions = checkSubscriptions(listOption(input, 'subscribe') ?? []);
+  async request(input, context) {
+    const subscriptions = subscriptionsWithFilters(
+      listOption(input, 'subscribe') ?? [],
+      listOption(input, 'filter'),
+    );
     const secret = await readSecretOptions(input, context, 'receivers create');
-    const created = await context.resources.receivers().create({
-      name: stringOption(input, 'name')!,
-      endpoint: stringOption(input, 'endpoint')!,
-      subscriptions,
-      description: stringOption(input, 'description'),
-      secret,
-    });
-    return { ...created.receiver, secret: created.secret };
+    return {
+      body: {
+        name: stringOption(input, 'name')!,
+        endpoint: stringOption(input, 'endpoint')!,
+        subscriptions,
+        description: stringOption(input, 'description'),
+        secret,
+        ...deliveryOptionValues(input),
+      },
+    };
   },
-};
+});
 
-const listCommand: CommandSpec = {
+const listCommand = defineCommand({
   kind: 'command',
   name: 'list',
+  operationId: 'listReceivers',
   summary: 'List live receivers in id order',
   description: [
     'Prints {"receivers": [...], "next_after"}. When "next_after" is not null,',
@@ -143,7 +135,7 @@ const listCommand: CommandSpec = {
     limit: {
       type: 'string',
       valueName: 'N',
-      description: `Maximum number of receivers to print, from 1 to ${MAX_LIST_LIMIT} (default ${DEFAULT_LIST_LIMIT})`,
+      description: `Maximum number of receivers to print, from 1 to ${MAX_PAGE_LIMIT} (default ${DEFAULT_PAGE_LIMIT})`,
     },
     after: {
       type: 'string',
@@ -151,30 +143,28 @@ const listCommand: CommandSpec = {
       description: 'Print only receivers whose id sorts after ID, the "next_after" of the previous page',
     },
   },
-  async run(input, context) {
-    const limit = readLimit(stringOption(input, 'limit'));
-    const afterOption = stringOption(input, 'after');
-    const after = afterOption === undefined ? undefined : assertUuid(afterOption, '--after');
-    const page = await context.resources.receivers().list({ limit, after });
-    return { receivers: page.receivers, next_after: page.nextAfter };
+  async request(input) {
+    return { query: { limit: stringOption(input, 'limit'), after: stringOption(input, 'after') } };
   },
-};
+});
 
-const getCommand: CommandSpec = {
+const getCommand = defineCommand({
   kind: 'command',
   name: 'get',
+  operationId: 'getReceiver',
   summary: 'Print one receiver with its subscriptions and secret ids',
   arguments: [RECEIVER_ARGUMENT],
   options: {},
-  async run(input, context) {
-    return context.resources.receivers().get(input.args.receiver!);
+  async request(input) {
+    return { params: { id: input.args.receiver! } };
   },
-};
+});
 
-const updateCommand: CommandSpec = {
+const updateCommand = defineCommand({
   kind: 'command',
   name: 'update',
-  summary: 'Change a receiver\'s name, description, endpoint or subscriptions',
+  operationId: 'updateReceiver',
+  summary: 'Change a receiver\'s name, description, endpoint, subscriptions, ordering or limits',
   description: [
     'Changes only the fields whose options are given and prints the receiver.',
     'The --subscribe values replace every current subscription.',
@@ -190,49 +180,56 @@ const updateCommand: CommandSpec = {
       valueName: 'PATTERN',
       description: `${SUBSCRIBE_DESCRIPTION}; the given values replace all current subscriptions`,
     },
+    filter: FILTER_OPTION,
+    ...DELIVERY_OPTIONS,
   },
-  examples: ["webhooks receivers update billing --subscribe 'billing.**' --subscribe 'refunds.*'"],
-  async run(input, context) {
-    const subscriptions = listOption(input, 'subscribe');
-    const changes: UpdateReceiverInput = {
+  examples: [
+    "webhooks receivers update billing --subscribe 'billing.**' --subscribe 'refunds.*'",
+    'webhooks receivers update billing --ordered true --rate-limit 20 --max-in-flight none',
+  ],
+  async request(input) {
+    const changes: RequestOf<'updateReceiver'>['body'] = {
       name: stringOption(input, 'name'),
       description: stringOption(input, 'description'),
       endpoint: stringOption(input, 'endpoint'),
-      subscriptions: subscriptions === undefined ? undefined : checkSubscriptions(subscriptions),
+      subscriptions: updatedSubscriptions(input, listOption(input, 'subscribe')),
+      ...deliveryOptionValues(input),
     };
     if (Object.values(changes).every((value) => value === undefined)) {
       throw new UsageError(
-        'nothing to update; pass at least one of --name, --endpoint, --description or --subscribe',
+        'nothing to update; pass at least one of --name, --endpoint, --description, --subscribe, ' +
+          '--ordered, --rate-limit or --max-in-flight',
         'receivers update',
       );
     }
-    return context.resources.receivers().update(input.args.receiver!, changes);
+    return { params: { id: input.args.receiver! }, body: changes };
   },
-};
+});
 
-const deleteCommand: CommandSpec = {
+const deleteCommand = defineCommand({
   kind: 'command',
   name: 'delete',
+  operationId: 'deleteReceiver',
   summary: 'Delete a receiver, keeping its delivery history',
   description: [
     'Deletes a receiver: it gets no new deliveries, its pending deliveries end',
     'without another request, and its delivery history stays readable.',
-    'Prints {"id", "name", "deleted": true}.',
+    'Prints {"receiver", "deleted": true} with the id or name as given.',
   ].join('\n'),
   arguments: [RECEIVER_ARGUMENT],
   options: {},
-  async run(input, context) {
-    const receivers = context.resources.receivers();
-    const receiver = await receivers.get(input.args.receiver!);
-    // Deleting by id makes sure that the receiver printed is the one deleted.
-    await receivers.delete(receiver.id);
-    return { id: receiver.id, name: receiver.name, deleted: true };
+  async request(input) {
+    return { params: { id: input.args.receiver! } };
   },
-};
+  output(_response, input) {
+    return { receiver: input.args.receiver, deleted: true };
+  },
+});
 
-const secretsAddCommand: CommandSpec = {
+const secretsAddCommand = defineCommand({
   kind: 'command',
   name: 'add',
+  operationId: 'addReceiverSecret',
   summary: 'Add a signing secret and print it once',
   description: [
     'Adds a secret to the receiver. Every live secret signs every request, so',
@@ -242,28 +239,29 @@ const secretsAddCommand: CommandSpec = {
   ].join('\n'),
   arguments: [RECEIVER_ARGUMENT],
   options: { ...secretOptions },
-  async run(input, context) {
+  async request(input, context) {
     const secret = await readSecretOptions(input, context, 'receivers secrets add');
-    return context.resources.receivers().addSecret(input.args.receiver!, secret);
+    return { params: { id: input.args.receiver! }, body: { secret } };
   },
-};
+});
 
-const secretsListCommand: CommandSpec = {
+const secretsListCommand = defineCommand({
   kind: 'command',
   name: 'list',
+  operationId: 'listReceiverSecrets',
   summary: 'List the ids and creation times of a receiver\'s live secrets',
   description: 'Prints {"secrets": [{"id", "time_created"}, ...]}; secret values are never printed.',
   arguments: [RECEIVER_ARGUMENT],
   options: {},
-  async run(input, context) {
-    const receiver = await context.resources.receivers().get(input.args.receiver!);
-    return { secrets: receiver.secrets };
+  async request(input) {
+    return { params: { id: input.args.receiver! } };
   },
-};
+});
 
-const secretsDeleteCommand: CommandSpec = {
+const secretsDeleteCommand = defineCommand({
   kind: 'command',
   name: 'delete',
+  operationId: 'deleteReceiverSecret',
   summary: 'Delete a signing secret unless it is the last one',
   description: [
     'Deletes one secret of the receiver. A receiver always keeps at least one',
@@ -275,12 +273,13 @@ const secretsDeleteCommand: CommandSpec = {
     { name: 'secret-id', description: 'Secret id (UUID) as "secrets list" prints it' },
   ],
   options: {},
-  async run(input, context) {
-    const secretId = assertUuid(input.args['secret-id'], 'secret-id');
-    await context.resources.receivers().deleteSecret(input.args.receiver!, secretId);
-    return { id: secretId, deleted: true };
+  async request(input) {
+    return { params: { id: input.args.receiver!, secret_id: input.args['secret-id']! } };
   },
-};
+  output(_response, input) {
+    return { id: input.args['secret-id'], deleted: true };
+  },
+});
 
 const secretsGroup: GroupSpec = {
   kind: 'group',
@@ -292,13 +291,16 @@ const secretsGroup: GroupSpec = {
 export const receiversGroup: GroupSpec = {
   kind: 'group',
   name: 'receivers',
-  summary: 'Create, list, get, update and delete receivers and their secrets',
+  summary: 'Create, list, get, update, delete, disable and enable receivers, and manage their secrets',
   children: [
     createCommand,
     listCommand,
     getCommand,
     updateCommand,
     deleteCommand,
+    disableCommand,
+    enableCommand,
+    probeCommand,
     secretsGroup,
   ],
 };

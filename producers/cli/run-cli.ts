@@ -1,78 +1,136 @@
 import type { Writable } from 'node:stream';
-import { ConfigError, loadConfig } from '../../shared/config.js';
-import { Prisma } from '../../shared/db/client.js';
-import { ValidationError, WebhookError } from '../../shared/errors.js';
+import { ApiError, createClient, type Client } from '../api/contract/client.js';
+import { ValidationError } from '../../shared/errors.js';
 import {
+  GLOBAL_OPTIONS,
   UsageError,
   parseCommandArgs,
   wantsHelp,
+  type AnyCommandSpec,
   type CommandInput,
-  type CommandSpec,
   type GroupSpec,
+  type OperationId,
 } from './command-spec.js';
+import {
+  DEFAULT_API_URL,
+  DEFAULT_TIMEOUT_MS,
+  SettingsError,
+  describeRequestFailure,
+  resolveApiSettings,
+  type ApiSettings,
+} from './connection.js';
+import { deliveriesGroup, resendsGroup } from './delivery-commands.js';
 import { eventsGroup } from './event-commands.js';
+import { filtersGroup } from './filter-commands.js';
 import { formatCommandHelp, formatGroupHelp, table } from './help.js';
 import type { Stdin } from './input.js';
+import { openApiCommand } from './openapi-command.js';
 import { publishCommand } from './publish-command.js';
 import { receiversGroup } from './receiver-commands.js';
-import { CliResources, createCliLogger } from './resources.js';
 
-/** Exit status of invalid usage, input or configuration; nothing was written. */
+/**
+ * Exit status of invalid usage, input or configuration, and of API responses
+ * 400, 401, 413, 415 and 422; nothing was written.
+ */
 export const EXIT_USAGE = 2;
-/** Exit status of a missing receiver or event, a conflict or any other failure. */
+/**
+ * Exit status when something is not found (404), conflicts (409), the API
+ * fails (5xx) or cannot be reached.
+ */
 export const EXIT_FAILURE = 1;
 
 function environmentHelp(): string {
-  const defaults = loadConfig({});
   const rows: [string, string][] = [
-    ['DATABASE_URL', `PostgreSQL URL (default ${defaults.databaseUrl})`],
-    ['REDIS_URL', `Redis URL, used by "publish" only (default ${defaults.redisUrl})`],
+    ['WEBHOOKS_API_URL', `Base URL of the API (default ${DEFAULT_API_URL}, where the API listens by default)`],
+    ['API_TOKEN', 'Bearer token, needed when the API has API_TOKEN set (default none)'],
     [
-      'REDIS_CLUSTER_NODES',
-      'Comma-separated host:port of Redis Cluster nodes; when set, "publish" uses the cluster instead of REDIS_URL (default none)',
+      'WEBHOOKS_TIMEOUT_MS',
+      `Limit of each request in ms; keep it above the API's PROBE_TIMEOUT_MS (default ${DEFAULT_TIMEOUT_MS})`,
     ],
-    ['QUEUE_PREFIX', `Prefix of the BullMQ keys in Redis (default ${defaults.queuePrefix})`],
-    [
-      'ALLOWED_PRIVATE_NETWORKS',
-      'Comma-separated CIDRs that endpoints may point into although they are private or loopback (default none)',
-    ],
-    ['MAX_PAYLOAD_BYTES', `Maximum size in bytes of event data as compact JSON (default ${defaults.maxPayloadBytes})`],
-    ['LOG_LEVEL', `Level of the JSON log lines written to stderr (default ${defaults.logLevel})`],
   ];
   return [
     'Environment:',
     table(rows),
     '',
-    'Every command prints JSON on stdout. Exit status: 0 on success, 2 for',
-    'invalid usage, input or configuration (nothing is written), 1 when a',
-    'receiver or event is not found, on a conflict, or on any other failure.',
+    'Every command calls one route of the HTTP API and prints its JSON response',
+    'on stdout. When the API responds with an error, stderr gets its error object',
+    '{"error": {"code", "message", "request_id"}} as one line of JSON; the',
+    'CLI\'s own errors (usage, unreadable input, unreachable API) are lines',
+    'starting with "error:". Exit status: 0 on success, 2 for invalid usage,',
+    'input or configuration and for API responses 400, 401, 413, 415 and 422',
+    '(nothing is written), 1 when something is not found (404), on a conflict',
+    '(409), when the API fails or cannot be reached.',
   ].join('\n');
 }
 
-const rootGroup: GroupSpec = {
+/** The root of the command tree, exported for the tests that walk every command. */
+export const rootGroup: GroupSpec = {
   kind: 'group',
   name: 'webhooks',
   summary: 'Publish webhook events and manage receivers',
   description: [
     'Publishes webhook events and manages receivers for shell scripts and cron',
-    'jobs. It connects to PostgreSQL and Redis directly, with the same',
-    'settings as the API and the workers.',
+    'jobs. Every command is one request to the HTTP API, sent with the typed',
+    'client of the API contract, so the API must run and be reachable.',
   ].join('\n'),
   get epilog() {
     return environmentHelp();
   },
-  children: [publishCommand, receiversGroup, eventsGroup],
+  children: [
+    publishCommand,
+    receiversGroup,
+    eventsGroup,
+    deliveriesGroup,
+    resendsGroup,
+    filtersGroup,
+    openApiCommand,
+  ],
 };
+
+type GlobalOptionValues = Record<string, string>;
 
 type Resolved =
   | { kind: 'help'; text: string }
-  | { kind: 'command'; spec: CommandSpec; path: string; input: CommandInput };
+  | {
+      kind: 'command';
+      spec: AnyCommandSpec;
+      path: string;
+      input: CommandInput;
+      /** Global options given before the command name. */
+      globals: GlobalOptionValues;
+    };
+
+/**
+ * Reads a global option such as `--api-url URL` or `--token=TOKEN` at
+ * `argv[index]`. Returns undefined when the token is not a global option.
+ */
+function readGlobalOption(
+  argv: readonly string[],
+  index: number,
+  helpPath: string,
+): { name: string; value: string; next: number } | undefined {
+  const token = argv[index]!;
+  for (const name of Object.keys(GLOBAL_OPTIONS)) {
+    if (token.startsWith(`--${name}=`)) {
+      return { name, value: token.slice(name.length + 3), next: index + 1 };
+    }
+    if (token !== `--${name}`) continue;
+    const value = argv[index + 1];
+    if (value === undefined || value.startsWith('--')) {
+      throw new UsageError(`option --${name} requires a value`, helpPath);
+    }
+    return { name, value, next: index + 2 };
+  }
+  return undefined;
+}
 
 /** Walks the command tree along `argv` to a command or a help request. */
 function resolveCommand(argv: readonly string[]): Resolved {
   let group = rootGroup;
   const path: string[] = [];
-  for (let index = 0; ; index += 1) {
+  const globals: GlobalOptionValues = {};
+  let index = 0;
+  for (;;) {
     const groupPath = path.join(' ');
     const prefix = path.length === 0 ? 'webhooks' : `webhooks ${groupPath}`;
     const names = group.children.map((child) => child.name).join(', ');
@@ -82,6 +140,15 @@ function resolveCommand(argv: readonly string[]): Resolved {
     }
     if (token === '--help' || token === '-h') {
       return { kind: 'help', text: formatGroupHelp(group, groupPath) };
+    }
+    const globalOption = readGlobalOption(argv, index, groupPath);
+    if (globalOption !== undefined) {
+      if (globals[globalOption.name] !== undefined) {
+        throw new UsageError(`option --${globalOption.name} was given more than once`, groupPath);
+      }
+      globals[globalOption.name] = globalOption.value;
+      index = globalOption.next;
+      continue;
     }
     if (token.startsWith('-')) {
       throw new UsageError(
@@ -97,21 +164,23 @@ function resolveCommand(argv: readonly string[]): Resolved {
       );
     }
     path.push(token);
+    index += 1;
     if (child.kind === 'group') {
       group = child;
       continue;
     }
     const commandPath = path.join(' ');
-    const rest = argv.slice(index + 1);
+    const rest = argv.slice(index);
     if (wantsHelp(rest)) {
       return { kind: 'help', text: formatCommandHelp(child, commandPath) };
     }
-    return {
-      kind: 'command',
-      spec: child,
-      path: commandPath,
-      input: parseCommandArgs(child, commandPath, rest),
-    };
+    const input = parseCommandArgs(child, commandPath, rest);
+    for (const name of Object.keys(GLOBAL_OPTIONS)) {
+      if (globals[name] !== undefined && input.options[name] !== undefined) {
+        throw new UsageError(`option --${name} was given more than once`, commandPath);
+      }
+    }
+    return { kind: 'command', spec: child, path: commandPath, input, globals };
   }
 }
 
@@ -121,64 +190,25 @@ function usageMessage(error: UsageError): string {
 }
 
 /**
- * Error codes of the Prisma client for a server that cannot be reached or
- * logged into, or a database that does not exist.
+ * Calls the typed client method named `operationId`. The command spec's
+ * types tie `request` to that method's input; the runtime check covers a
+ * spec built around the types.
  */
-const DATABASE_CONNECTION_CODES = new Set(['P1000', 'P1001', 'P1002', 'P1003', 'P1010', 'P1017']);
-
-function isPrismaError(error: unknown): error is Error & { code?: string } {
-  return (
-    error instanceof Prisma.PrismaClientKnownRequestError ||
-    error instanceof Prisma.PrismaClientUnknownRequestError ||
-    error instanceof Prisma.PrismaClientInitializationError ||
-    error instanceof Prisma.PrismaClientRustPanicError ||
-    error instanceof Prisma.PrismaClientValidationError
-  );
-}
-
-/**
- * Returns the reason of a Prisma error, which is the last line of its
- * message. The lines before it show the calling source code, which the
- * client's default error format adds.
- */
-function prismaReason(error: Error): string {
-  const lines = error.message
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '');
-  return lines[lines.length - 1] ?? error.name;
-}
-
-function describeFailure(error: unknown, databaseUrl: string): string {
-  if (error instanceof WebhookError) return error.message;
-  if (isPrismaError(error)) {
-    const target = new URL(databaseUrl);
-    const where = `PostgreSQL at ${target.host}${target.pathname}`;
-    if (
-      error instanceof Prisma.PrismaClientInitializationError ||
-      DATABASE_CONNECTION_CODES.has(error.code ?? '')
-    ) {
-      return `${where}: ${prismaReason(error)}; check that the server is running and that DATABASE_URL is right`;
-    }
-    return `${where}: ${prismaReason(error)}`;
+async function callOperation(client: Client, operationId: OperationId, request: unknown): Promise<unknown> {
+  const method: unknown = (client as unknown as Record<string, unknown>)[operationId];
+  if (typeof method !== 'function') {
+    throw new Error(`the typed client has no method "${operationId}"`);
   }
-  return error instanceof Error ? error.message : String(error);
+  return (method as (input: unknown) => Promise<unknown>)(request);
 }
 
 /**
- * Tells whether `error` rejects the input itself (a ValidationError, data
- * over MAX_PAYLOAD_BYTES) rather than reporting stored state: not found
- * (404) and conflict (409) exit with EXIT_FAILURE.
+ * Returns the exit status of an API error: input and authentication
+ * problems exit like invalid usage, everything else as a failure.
  */
-function isInvalidInput(error: unknown): boolean {
-  if (error instanceof ValidationError) return true;
-  return (
-    error instanceof WebhookError &&
-    error.statusCode >= 400 &&
-    error.statusCode < 500 &&
-    error.statusCode !== 404 &&
-    error.statusCode !== 409
-  );
+function exitStatusOf(error: ApiError): number {
+  const rejectsInput = error.status >= 400 && error.status < 500 && error.status !== 404 && error.status !== 409;
+  return rejectsInput ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 export interface CliStreams {
@@ -188,10 +218,15 @@ export interface CliStreams {
   env: Record<string, string | undefined>;
 }
 
+function globalOption(resolved: { input: CommandInput; globals: GlobalOptionValues }, name: string) {
+  const value = resolved.input.options[name];
+  return typeof value === 'string' ? value : resolved.globals[name];
+}
+
 /**
  * Runs one CLI invocation and returns its exit status. Output goes to
- * `streams.stdout` as JSON, errors to `streams.stderr` as `error: ...`.
- * Every connection opened is closed before it returns.
+ * `streams.stdout` as JSON. An error response of the API goes to
+ * `streams.stderr` as its JSON error object, any other error as `error: ...`.
  */
 export async function runCli(argv: readonly string[], streams: CliStreams): Promise<number> {
   let resolved: Resolved;
@@ -209,31 +244,55 @@ export async function runCli(argv: readonly string[], streams: CliStreams): Prom
     return 0;
   }
 
-  let config;
+  let settings: ApiSettings;
   try {
-    config = loadConfig(streams.env);
+    settings = resolveApiSettings(
+      { apiUrl: globalOption(resolved, 'api-url'), token: globalOption(resolved, 'token') },
+      streams.env,
+    );
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof SettingsError)) throw error;
     streams.stderr.write(`error: invalid configuration: ${error.message}\n`);
     return EXIT_USAGE;
   }
-  const resources = new CliResources(config, createCliLogger(config.logLevel));
+
+  const { spec, input } = resolved;
+  let request: unknown;
   try {
-    const output = await resolved.spec.run(resolved.input, {
-      config,
-      resources,
-      stdin: streams.stdin,
-    });
-    streams.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
-    return 0;
+    request = await spec.request(input, { stdin: streams.stdin });
   } catch (error) {
     if (error instanceof UsageError) {
       streams.stderr.write(usageMessage(error));
       return EXIT_USAGE;
     }
-    streams.stderr.write(`error: ${describeFailure(error, config.databaseUrl)}\n`);
-    return isInvalidInput(error) ? EXIT_USAGE : EXIT_FAILURE;
-  } finally {
-    await resources.close();
+    streams.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return error instanceof ValidationError ? EXIT_USAGE : EXIT_FAILURE;
   }
+
+  const client = createClient({
+    baseUrl: settings.apiUrl,
+    token: settings.token,
+    timeoutMs: settings.timeoutMs,
+  });
+  let response: unknown;
+  try {
+    response = await callOperation(client, spec.operationId, request);
+  } catch (error) {
+    if (error instanceof ApiError) {
+      const body = { error: { code: error.code, message: error.message, request_id: error.requestId } };
+      streams.stderr.write(`${JSON.stringify(body)}\n`);
+      return exitStatusOf(error);
+    }
+    if (error instanceof TypeError) {
+      // The client checks path parameters before it sends anything and
+      // raises a TypeError; it wraps every failed request in a plain Error.
+      streams.stderr.write(`error: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    streams.stderr.write(`error: ${describeRequestFailure(error, settings)}\n`);
+    return EXIT_FAILURE;
+  }
+  const output = spec.output === undefined ? response : spec.output(response, input);
+  streams.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
+  return 0;
 }

@@ -1,6 +1,10 @@
 // Measures deliveries per second and event-to-first-attempt latency of the
 // whole system, next to ceilings of its parts measured in the same run:
 //   npm run bench -- [--sizes 1000,10000,100000] [--json FILE]
+// `--filters [--filter-receivers 0,1,1000,5000] [--events 200] [--rounds 3]`
+// measures dispatch with payload filters instead; see filters.ts.
+// `--ordered` makes every receiver ordered, so that each gets one request at
+// a time. Pass small --sizes with it, such as 1000.
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -16,6 +20,7 @@ import { openQueues, producerConnection } from '../../shared/queues.js';
 import { Publisher } from '../../producers/publish.js';
 import { ReceiverService } from '../../producers/receivers.js';
 import { measureBullmqCeiling, measureGotCeiling, measurePrismaBulkCeiling } from './ceilings.js';
+import { runFilterBench } from './filters.js';
 import { RoleProcess } from './processes.js';
 import { BenchSink } from './sink.js';
 import { percentiles, round } from './stats.js';
@@ -25,10 +30,29 @@ const { values } = parseArgs({
     sizes: { type: 'string', default: '1000,10000,100000' },
     json: { type: 'string' },
     receivers: { type: 'string', default: '4' },
+    ordered: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '50' },
     'delivery-processes': { type: 'string', default: '1' },
+    filters: { type: 'boolean', default: false },
+    'filter-receivers': { type: 'string', default: '0,1,1000,5000' },
+    events: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '3' },
   },
 });
+if (values.filters) {
+  const receiverCounts = values['filter-receivers']!.split(',').map(Number);
+  const events = Number(values.events);
+  const rounds = Number(values.rounds);
+  if (
+    receiverCounts.some((count) => !Number.isInteger(count) || count < 0) ||
+    ![events, rounds].every((value) => Number.isInteger(value) && value >= 1)
+  ) {
+    console.error('--filter-receivers must be whole numbers of at least 0; --events and --rounds whole numbers of at least 1');
+    process.exit(2);
+  }
+  await runFilterBench({ receiverCounts, events, rounds, json: values.json });
+  process.exit(0);
+}
 const sizes = values.sizes!.split(',').map(Number);
 const receiverCount = Number(values.receivers);
 const concurrency = Number(values.concurrency);
@@ -112,7 +136,12 @@ const queues = openQueues(producerRedis, roleConfig);
 const publisher = new Publisher({ prisma, dispatchQueue: queues.dispatch, logger, maxPayloadBytes: 262_144 });
 const receivers = new ReceiverService(prisma, new NetworkGuard(['127.0.0.0/8']));
 for (let index = 0; index < receiverCount; index++) {
-  await receivers.create({ name: `bench-${index}`, endpoint: sinkUrl, subscriptions: ['bench.*'] });
+  await receivers.create({
+    name: `bench-${index}`,
+    endpoint: sinkUrl,
+    subscriptions: ['bench.*'],
+    ordered: values.ordered,
+  });
 }
 await waitForApi(`http://127.0.0.1:${apiPort}/health`);
 
@@ -254,6 +283,7 @@ const largest = runs[runs.length - 1]!;
 const results = {
   machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model ?? 'unknown', node: process.version },
   receivers: receiverCount,
+  ordered_receivers: values.ordered,
   delivery_processes: 1 + extraDeliveryProcesses.length,
   concurrency,
   deliveries: largest.size,

@@ -4,14 +4,23 @@ import path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { IdempotencyKeys } from '../../producers/api/idempotency.js';
+import { listDeliveries, decodeCursor } from '../../producers/deliveries-query.js';
 import { Publisher } from '../../producers/publish.js';
+import { ProbeTimeoutError, RedeliveryService } from '../../producers/redeliver.js';
 import { runCli } from '../../producers/cli/run-cli.js';
 import { readProgress, readResults } from '../../scripts/demo/report.js';
 import { migrateDatabase } from '../../shared/db/migrate.js';
 import { createLogger } from '../../shared/logger.js';
+import { readOldestUndispatchedAgeSeconds } from '../../shared/ops/stats-refresher.js';
 import { generateSecret } from '../../shared/signing.js';
 import { DeliveryStore } from '../../workers/delivery/delivery-store.js';
+import { OrderedDelivery } from '../../workers/delivery/ordering.js';
 import { dispatchEvent } from '../../workers/dispatch/dispatch-event.js';
+import { readOrderedHeads } from '../../workers/dispatch/ordered-heads.js';
+import { deleteExpiredRows } from '../../workers/dispatch/retention.js';
+import { runResendPage } from '../../workers/dispatch/resend-batch.js';
+import { ResendSweeper } from '../../workers/dispatch/resend-sweeper.js';
 import { Sweeper } from '../../workers/dispatch/sweeper.js';
 import { startSystem, type RunningSystem } from '../helpers/system.js';
 import { createTestEnv, type TestEnv } from '../helpers/test-env.js';
@@ -31,14 +40,23 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * here.
  */
 const RAW_QUERY_SITES: Record<string, number> = {
-  'producers/api/app.ts': 1, // GET /health: SELECT 1, result unused
+  'producers/api/idempotency.ts': 1, // IdempotencyKeys.run: claiming a key
+  'producers/deliveries-query.ts': 1, // listDeliveries
   'producers/publish.ts': 2, // publishEvent
+  'producers/redeliver.ts': 3, // RedeliveryService: resends, bulk resend rows, probes
   'producers/receivers.ts': 2, // row locks in update and deleteSecret, results unused
   'shared/db/client.ts': 1, // SET TIME ZONE on connect, result unused
   'shared/db/migrate.ts': 9, // migrateDatabase
+  'shared/ops/health-check.ts': 1, // HealthCheck: SELECT 1, result unused
+  'shared/ops/stats-refresher.ts': 1, // readOldestUndispatchedAgeSeconds
   'workers/delivery/delivery-store.ts': 5, // DeliveryStore
+  'workers/delivery/ordering.ts': 7, // OrderedDelivery.claim in a transaction, and wakeHead
   'workers/dispatch/dispatch-event.ts': 2, // dispatchEvent
   'workers/dispatch/sweeper.ts': 2, // Sweeper.sweepOnce and its cursor
+  'workers/dispatch/resend-batch.ts': 7, // runResendPage and its transaction
+  'workers/dispatch/resend-sweeper.ts': 1, // ResendSweeper.sweepOnce
+  'workers/dispatch/ordered-heads.ts': 1, // readOrderedHeads, for the sweeper
+  'workers/dispatch/retention.ts': 6, // deleteExpiredRows and its event transaction
 };
 
 const RAW_QUERY_PATTERN = /\$queryRaw(?:Unsafe)?|\$executeRaw(?:Unsafe)?|\.query\s*[<(]/g;
@@ -173,6 +191,19 @@ describe('raw query inventory', () => {
 });
 
 describe('raw query column types', () => {
+  test('idempotency claim returns a string id', async () => {
+    const keys = new IdempotencyKeys(env.prisma, 60_000, silent);
+    const proposed = randomUUID();
+    const claimed: unknown[] = [];
+    const result = await keys.run(randomUUID(), 'types-hash', proposed, async (eventId) => {
+      claimed.push(eventId);
+      return { status: 202, body: { ok: true } };
+    });
+    expect(claimed.map(typeName)).toEqual(['string']);
+    expect(claimed[0]).toBe(proposed);
+    expect(result.replayed).toBe(false);
+  });
+
   test('publishEvent returns a Date', async () => {
     const added: unknown[] = [];
     // Only `add` of the dispatch queue is used; a stub keeps Redis out of it.
@@ -208,6 +239,7 @@ describe('raw query column types', () => {
       id: 'string',
       eventId: 'string',
       rxId: 'string',
+      triggeredBy: 'string',
       attempts: 'integer',
       eventClass: 'string',
       // The stored JSON text, kept as text so that its bytes reach receivers unchanged.
@@ -215,7 +247,12 @@ describe('raw query column types', () => {
       eventTimeCreated: 'date',
       endpoint: 'string',
       rxDeleted: 'boolean',
+      rxDisabledReason: 'null',
       secrets: 'array<string>',
+      rxOrdered: 'boolean',
+      // The fixture receiver has no limits; the ordered claim test checks the integers.
+      rateLimitPerSecond: 'null',
+      maxInFlight: 'null',
     });
     expect(JSON.parse(claimed.delivery.dataJson)).toEqual(EVENT_DATA);
 
@@ -243,6 +280,97 @@ describe('raw query column types', () => {
     expect(await store.claim(randomUUID())).toEqual({ kind: 'not_found' });
     await store.release(ids.pendingDelivery);
     await store.finishWithoutAttempt(ids.pendingDelivery, 'types check');
+  });
+
+  test('ordered claim returns typed results', async () => {
+    const rxId = randomUUID();
+    const [older, newer, oldest] = [randomUUID(), randomUUID(), randomUUID()];
+    const deliveries = { older: randomUUID(), newer: randomUUID(), oldest: randomUUID() };
+    await env.pool.query(
+      `INSERT INTO webhook_rx (id, name, endpoint, time_created, time_modified, ordered,
+         rate_limit_per_second, max_in_flight)
+       VALUES ($1, 'types-ordered', 'http://127.0.0.1:9/hook', now(), now(), true, 5, 2)`,
+      [rxId],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_secret (id, rx_id, secret, time_created, time_modified)
+       VALUES (gen_random_uuid(), $1, $2, now(), now())`,
+      [rxId, generateSecret()],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_rx_subscription (rx_id, event_class, time_created)
+       VALUES ($1, 'types.ordered', now())`,
+      [rxId],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_event (id, event_class, event, time_created, time_modified, time_dispatched, num_dispatched)
+       VALUES ($1, 'types.ordered', '{}', now() - interval '2 minutes', now(), now(), 1),
+              ($2, 'types.ordered', '{}', now() - interval '1 minute', now(), now(), 1),
+              ($3, 'types.ordered', '{}', now() - interval '3 minutes', now(), now(), 1)`,
+      [older, newer, oldest],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_delivery (id, event_id, rx_id, triggered_by, state, attempts, time_created)
+       VALUES ($1, $2, $3, 'event', 'pending', 0, now() - interval '1 minute'),
+              ($4, $5, $3, 'event', 'pending', 0, now() - interval '1 minute')`,
+      [deliveries.older, older, rxId, deliveries.newer, newer],
+    );
+    const added: { data: unknown; opts: { jobId?: unknown } }[] = [];
+    // Only `add` of a delivery queue is used.
+    const queue = { add: async (_name: string, data: unknown, opts: { jobId?: unknown }) => added.push({ data, opts }) };
+    const store = new DeliveryStore(env.pool, 'types-ordered-worker', 60_000);
+    const ordering = new OrderedDelivery({
+      pool: env.pool,
+      queues: { forReceiver: () => queue } as unknown as ConstructorParameters<typeof OrderedDelivery>[0]['queues'],
+      deliveratorId: 'types-ordered-worker',
+      leaseTimeoutMs: 60_000,
+      logger: silent,
+    });
+
+    const batch = await store.claim(deliveries.newer);
+    expect(typesOf(batch), 'the batch claim of an ordered delivery').toEqual({ kind: 'string', rxId: 'string' });
+    expect(batch).toEqual({ kind: 'ordered', rxId });
+    const notHead = await ordering.claim(deliveries.newer, rxId);
+    expect(typesOf(notHead), 'a delivery that is not the head').toEqual({ kind: 'string', headId: 'string' });
+    expect(notHead).toEqual({ kind: 'not_head', headId: deliveries.older });
+
+    const claimed = await ordering.claim(deliveries.older, rxId);
+    if (claimed.kind !== 'claimed') throw new Error(`expected a claim, got ${JSON.stringify(claimed)}`);
+    expect(typesOf(claimed.delivery)).toMatchObject({
+      attempts: 'integer',
+      eventTimeCreated: 'date',
+      secrets: 'array<string>',
+      rxOrdered: 'boolean',
+      rateLimitPerSecond: 'integer',
+      maxInFlight: 'integer',
+    });
+    expect(claimed.delivery).toMatchObject({ rxOrdered: true, rateLimitPerSecond: 5, maxInFlight: 2 });
+
+    // A delivery for an earlier event appears while the head is in flight.
+    await env.pool.query(
+      `INSERT INTO webhook_delivery (id, event_id, rx_id, triggered_by, state, attempts, time_created)
+       VALUES ($1, $2, $3, 'event', 'pending', 0, now() - interval '1 minute')`,
+      [deliveries.oldest, oldest, rxId],
+    );
+    const blocked = await ordering.claim(deliveries.oldest, rxId);
+    expect(typesOf(blocked), 'a head behind a delivery in flight').toEqual({
+      kind: 'string',
+      delayMs: 'integer',
+      reason: 'string',
+    });
+    expect(blocked.kind).toBe('wait');
+    // The sweeper does not enqueue a head while another delivery of the receiver is leased.
+    const heads = await readOrderedHeads(env.prisma, 0, 60, 100);
+    const head = heads.find((row) => row.rx_id === rxId);
+    expect(typesOf(head ?? {}), 'the head that the sweeper reads').toEqual({ id: 'string', rx_id: 'string' });
+    expect(head?.id).toBe(deliveries.oldest);
+
+    await store.finishWithoutAttempt(deliveries.older, 'types check');
+    await ordering.wakeHead(rxId, { id: deliveries.older, attempts: 0 });
+    expect(added.map((job) => [typeName(job.opts.jobId), job.data])).toEqual([
+      ['string', { deliveryId: deliveries.oldest }],
+    ]);
+    expect((await ordering.claim(deliveries.oldest, rxId)).kind).toBe('claimed');
   });
 
   test('dispatchEvent returns typed ids', async () => {
@@ -301,6 +429,59 @@ describe('raw query column types', () => {
     });
   });
 
+  test('deleteExpiredRows returns integer counts', async () => {
+    const eventId = randomUUID();
+    const deliveryId = randomUUID();
+    await env.pool.query(
+      `INSERT INTO webhook_event (id, event_class, event, time_created, time_modified, time_dispatched, num_dispatched)
+       VALUES ($1, 'types.two', '{}', now() - interval '40 days', now(), now(), 1)`,
+      [eventId],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_delivery (id, event_id, rx_id, triggered_by, state, attempts, time_created, time_completed)
+       VALUES ($1, $2, $3, 'event', 'failed', 1, now() - interval '40 days', now() - interval '39 days')`,
+      [deliveryId, eventId, ids.r2],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_delivery_attempt (id, delivery_id, attempt, rx_id, result, unreachable_reason,
+         time_created, deliverator_id)
+       VALUES (gen_random_uuid(), $1, 1, $2, 'failed_unreachable', 'refused', now() - interval '40 days', 'fixture')`,
+      [deliveryId, ids.r2],
+    );
+    const batches: object[] = [];
+    const result = await deleteExpiredRows({
+      pool: env.pool,
+      maxAgeMs: 30 * 86_400_000,
+      batchSize: 100,
+      pauseMs: 0,
+      onDeleted: (counts) => batches.push(counts),
+    });
+    expect(typesOf(result)).toEqual({
+      events: 'integer',
+      deliveries: 'integer',
+      attempts: 'integer',
+      deliveryStatements: 'integer',
+      eventStatements: 'integer',
+    });
+    expect(result).toMatchObject({ events: 1, deliveries: 1, attempts: 1 });
+    for (const batch of batches) {
+      expect(typesOf(batch)).toEqual({ events: 'integer', deliveries: 'integer', attempts: 'integer' });
+    }
+  });
+
+  test('oldest undispatched age is a number', async () => {
+    const { rows } = await env.pool.query<{ pending: number }>(
+      `SELECT count(*)::int AS pending FROM webhook_event WHERE time_dispatched IS NULL`,
+    );
+    const age = await readOldestUndispatchedAgeSeconds(env.pool);
+    if (rows[0]!.pending === 0) {
+      expect(age).toBeNull();
+    } else {
+      expect(['number', 'integer']).toContain(typeName(age));
+      expect(age).toBeGreaterThanOrEqual(0);
+    }
+  });
+
   test('migrateDatabase returns names', async () => {
     expect(typeName(await migrateDatabase(env.databaseUrl))).toBe('array<>');
   });
@@ -333,6 +514,112 @@ describe('raw query column types', () => {
     const counts = results.countsByReceiver.get(ids.r1);
     expect(typeName(counts?.attemptResults.get('succeeded')), 'count of succeeded attempts').toBe('integer');
     expect(typeName(counts?.deliveries), 'count of deliveries').toBe('integer');
+  });
+
+  test('resends and listings return typed views', async () => {
+    // A receiver of its own with one failed delivery, so that the rows added
+    // here leave the other checks' fixture alone.
+    const rxId = randomUUID();
+    const eventId = randomUUID();
+    const failedId = randomUUID();
+    await env.pool.query(
+      `INSERT INTO webhook_rx (id, name, endpoint, time_created, time_modified)
+       VALUES ($1, 'types-r3', 'http://127.0.0.1:9/hook', now(), now())`,
+      [rxId],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_secret (id, rx_id, secret, time_created, time_modified)
+       VALUES (gen_random_uuid(), $1, $2, now(), now())`,
+      [rxId, generateSecret()],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_event (id, event_class, event, time_created, time_modified, time_dispatched, num_dispatched)
+       VALUES ($1, 'types.three', '{}', now() - interval '1 minute', now(), now(), 1)`,
+      [eventId],
+    );
+    await env.pool.query(
+      `INSERT INTO webhook_delivery (id, event_id, rx_id, triggered_by, state, attempts, time_created, time_completed)
+       VALUES ($1, $2, $3, 'event', 'failed', 3, now() - interval '1 minute', now())`,
+      [failedId, eventId, rxId],
+    );
+
+    const page = await listDeliveries(env.prisma, { rxId }, { limit: 1 });
+    expect(typesOf(page)).toEqual({ deliveries: 'array<object>', next_cursor: 'null' });
+    expect(typesOf(page.deliveries[0]!)).toEqual({
+      id: 'string',
+      event_id: 'string',
+      rx_id: 'string',
+      triggered_by: 'string',
+      state: 'string',
+      attempts: 'integer',
+      failure_reason: 'null',
+      time_created: 'iso-string',
+      time_completed: 'iso-string',
+    });
+
+    // Stubs of the queues keep Redis out of the service.
+    const added: unknown[] = [];
+    const queue = { add: async (...args: unknown[]) => added.push(args), addBulk: async (jobs: unknown[]) => added.push(...jobs) };
+    const service = new RedeliveryService({
+      prisma: env.prisma,
+      dispatchQueue: queue as never,
+      deliveryQueues: { forReceiver: () => queue } as never,
+      logger: silent,
+      probeTimeoutMs: 50,
+      probePollMs: 10,
+    });
+    const resent = await service.resendDelivery(failedId);
+    expect(typesOf(resent)).toMatchObject({ id: 'string', state: 'string', attempts: 'integer', attempt_log: 'array<>' });
+    const next = await listDeliveries(env.prisma, { rxId }, { limit: 1 });
+    expect(typeName(next.next_cursor), 'cursor of a page with a successor').toBe('string');
+    expect(typesOf(decodeCursor(next.next_cursor, 'after'))).toEqual({ timeCreated: 'string', id: 'string' });
+
+    const batch = await service.createBulkResend({ receiver: 'types-r3' });
+    const batchTypes = {
+      id: 'string',
+      rx_id: 'string',
+      state: 'string',
+      since: 'null',
+      until: 'iso-string',
+      num_matched: 'integer',
+      num_created: 'integer',
+      num_skipped: 'integer',
+      deliveries: 'object',
+      error: 'null',
+      time_created: 'iso-string',
+      time_modified: 'iso-string',
+      time_completed: 'null',
+    };
+    expect(typesOf(batch)).toEqual(batchTypes);
+    expect(typesOf(batch.deliveries)).toEqual({ pending: 'integer', delivered: 'integer', failed: 'integer' });
+
+    const sweeper = new ResendSweeper({
+      pool: env.pool,
+      dispatchQueue: queue as never,
+      logger: silent,
+      graceMs: 60_000,
+      intervalMs: 3_600_000,
+    });
+    // The batch changed just now, within the grace, so the sweeper leaves it.
+    expect(typeName(await sweeper.sweepOnce()), 'page jobs added').toBe('integer');
+
+    const deps = { pool: env.pool, dispatchQueue: queue as never, deliveryQueues: { forReceiver: () => queue } as never, logger: silent, pageSize: 10 };
+    const outcome = await runResendPage(deps, batch.id, 0);
+    // The failed delivery matches, but the pending resend above makes it a skip.
+    expect(outcome).toEqual({ kind: 'completed', matched: 1, created: 0 });
+    expect(typesOf(outcome)).toEqual({ kind: 'string', matched: 'integer', created: 'integer' });
+    const finished = await service.getBulkResend(batch.id);
+    expect(typesOf(finished)).toEqual({ ...batchTypes, time_completed: 'iso-string' });
+    expect(finished.deliveries).toEqual({ pending: 0, delivered: 0, failed: 0 });
+
+    // No delivery worker runs here, so the probe times out after its insert.
+    const probe = service.probe('types-r3');
+    await expect(probe).rejects.toBeInstanceOf(ProbeTimeoutError);
+    const { rows } = await env.pool.query(
+      `SELECT 1 FROM webhook_delivery WHERE rx_id = $1 AND triggered_by = 'probe'`,
+      [rxId],
+    );
+    expect(rows).toHaveLength(1);
   });
 });
 
@@ -371,12 +658,7 @@ describe('API and CLI output types', () => {
       stdin: new PassThrough(),
       stdout: sink((text) => (stdout += text)),
       stderr: sink((text) => (stderr += text)),
-      env: {
-        DATABASE_URL: env.databaseUrl,
-        REDIS_URL: env.redisUrl,
-        QUEUE_PREFIX: env.queuePrefix,
-        LOG_LEVEL: 'silent',
-      },
+      env: { WEBHOOKS_API_URL: system.api.url },
     });
     expect(status, stderr).toBe(0);
     expectTypedDeliveries(JSON.parse(stdout));
@@ -393,7 +675,14 @@ describe('API and CLI output types', () => {
         description: 'string',
         endpoint: 'string',
         subscriptions: 'array<string>',
+        filters: 'object',
         secrets: 'array<object>',
+        ordered: 'boolean',
+        // Of the fixture receivers, only the ordered claim test's has limits.
+        rate_limit_per_second: receiver.name === 'types-ordered' ? 'integer' : 'null',
+        max_in_flight: receiver.name === 'types-ordered' ? 'integer' : 'null',
+        time_disabled: 'null',
+        disabled_reason: 'null',
         time_created: 'iso-string',
         time_modified: 'iso-string',
       });

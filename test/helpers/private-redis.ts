@@ -52,6 +52,30 @@ export class PrivateRedis {
     await this.exited;
   }
 
+  /** Stops the server with SHUTDOWN NOSAVE, as `redis-cli SHUTDOWN NOSAVE` does, and waits until it has exited. */
+  async shutdownNoSave(): Promise<void> {
+    const client = new Redis(this.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+    client.on('error', () => {});
+    // The server closes the connection instead of replying.
+    await client.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+    client.disconnect();
+    await this.exited;
+  }
+
+  /**
+   * Pauses every client of the server for `ms` with CLIENT PAUSE ms ALL, so
+   * that connections stay open but no command gets a reply until it ends.
+   */
+  async pauseAll(ms: number): Promise<void> {
+    const client = new Redis(this.url, { maxRetriesPerRequest: 0 });
+    client.on('error', () => {});
+    try {
+      await client.call('CLIENT', 'PAUSE', String(ms), 'ALL');
+    } finally {
+      client.disconnect();
+    }
+  }
+
   /** Returns the number of client connections, this query's own included. */
   async clientCount(): Promise<number> {
     const client = new Redis(this.url, { maxRetriesPerRequest: 0 });

@@ -2,13 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TEST_SETTINGS } from './test-env.js';
 
-/** A role that runs as a process of its own, from its entry point. */
-export type Role = 'api' | 'dispatch' | 'delivery';
+/** A role that runs as a process of its own, from its entry point; `all` is the all-in-one process. */
+export type Role = 'api' | 'dispatch' | 'delivery' | 'all';
 
 const ENTRY_POINTS: Record<Role, string> = {
   api: fileURLToPath(new URL('../../producers/api/main.ts', import.meta.url)),
   dispatch: fileURLToPath(new URL('../../workers/dispatch/main.ts', import.meta.url)),
   delivery: fileURLToPath(new URL('../../workers/delivery/main.ts', import.meta.url)),
+  all: fileURLToPath(new URL('../../scripts/start-all.ts', import.meta.url)),
 };
 
 /** The message of the log line that each role writes once it has started. */
@@ -16,6 +17,7 @@ const STARTED_MESSAGES: Record<Role, string> = {
   api: 'API listening',
   dispatch: 'dispatch worker started',
   delivery: 'delivery worker started',
+  all: 'delivery worker started',
 };
 
 /** One pino line of a role, with `at`, when this process read it (Date.now()). */

@@ -404,7 +404,12 @@ describe('POST /v1/receivers validation', () => {
       '/v1/receivers',
       receiver({ subscriptions: ['test.ok', 7] }),
     );
-    expectError(response, 400, 'invalid_request', 'subscriptions[1]: must be a string, got number');
+    expectError(
+      response,
+      400,
+      'invalid_request',
+      'subscriptions[1]: must be an event class or glob pattern, or an object with "event_class" and "filter", got number',
+    );
     expect(await countRows(env.pool)).toEqual(before);
   });
 

@@ -30,6 +30,9 @@ describe('loadConfig defaults', () => {
       connectTimeoutMs: 10_000,
       attemptTimeoutMs: 30_000,
       leaseTimeoutMs: 60_000,
+      probeTimeoutMs: 35_000,
+      resendPageSize: 500,
+      idempotencyKeyTtlMs: 86_400_000,
       dispatchConcurrency: 10,
       deliveryConcurrency: 50,
       apiHost: '127.0.0.1',
@@ -39,13 +42,40 @@ describe('loadConfig defaults', () => {
       responseBodyLimitBytes: 65_536,
       sweepIntervalMs: 10_000,
       sweepGraceMs: 10_000,
+      receiverDisableAfterMs: 432_000_000,
+      retentionDays: 30,
+      retentionIntervalMs: 3_600_000,
+      retentionBatchSize: 1_000,
       jobLockDurationMs: 30_000,
       stalledIntervalMs: 30_000,
       shutdownGraceMs: 60_000,
       allowedPrivateNetworks: [],
       bullBoardPath: '/admin/queues',
+      bullBoardPublicPath: '/admin/queues',
+      healthHost: '127.0.0.1',
+      healthPort: 0,
+      metricsRefreshMs: 5_000,
+      apiRequestTimeoutMs: 30_000,
+      otelTracesEndpoint: '',
       logLevel: 'info',
     });
+  });
+
+  it('defaults the public board path to the board path', () => {
+    expect(loadConfig({ BULL_BOARD_PATH: '/ops/queues' }).bullBoardPublicPath).toBe('/ops/queues');
+  });
+
+  it.each([
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }, 'http://127.0.0.1:4318/v1/traces'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318/' }, 'http://127.0.0.1:4318/v1/traces'],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:4318/traces' }, 'http://127.0.0.1:4318/traces'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' }, ''],
+  ])('reads the traces endpoint from %j', (env, endpoint) => {
+    expect(loadConfig(env).otelTracesEndpoint).toBe(endpoint);
+  });
+
+  it('reads the health port', () => {
+    expect(loadConfig({ HEALTH_PORT: '9464' }).healthPort).toBe(9_464);
   });
 
   it('returns a frozen object', () => {
@@ -94,6 +124,11 @@ describe('loadConfig values', () => {
     expect(loadConfig({ ATTEMPT_TIMEOUT_MS: '1000' }).leaseTimeoutMs).toBe(2_000);
   });
 
+  it('derives the probe wait from the attempt timeout', () => {
+    expect(loadConfig({ ATTEMPT_TIMEOUT_MS: '1000' }).probeTimeoutMs).toBe(6_000);
+    expect(loadConfig({ PROBE_TIMEOUT_MS: '250' }).probeTimeoutMs).toBe(250);
+  });
+
   it('accepts a lease just above the timeout', () => {
     const config = loadConfig({ ATTEMPT_TIMEOUT_MS: '1000', LEASE_TIMEOUT_MS: '1001' });
     expect(config.leaseTimeoutMs).toBe(1_001);
@@ -114,6 +149,8 @@ describe('loadConfig values', () => {
     ['QUEUE_PREFIX', '{whk}:prod-1', 'queuePrefix'],
     ['LOG_LEVEL', 'silent', 'logLevel'],
     ['BULL_BOARD_PATH', '/ops/queues', 'bullBoardPath'],
+    ['BULL_BOARD_PUBLIC_PATH', '/ops/admin/queues', 'bullBoardPublicPath'],
+    ['HEALTH_HOST', '0.0.0.0', 'healthHost'],
   ] as const)('accepts %s=%s', (variable, value, key) => {
     expect(loadConfig({ [variable]: value })[key]).toBe(value);
   });
@@ -155,6 +192,12 @@ describe('loadConfig errors', () => {
     ['RETRY_JITTER_PERCENT', '101'],
     ['BULL_BOARD_PATH', 'admin'],
     ['BULL_BOARD_PATH', '/admin/'],
+    ['BULL_BOARD_PUBLIC_PATH', 'ops/admin/queues'],
+    ['HEALTH_PORT', '65536'],
+    ['HEALTH_HOST', 'not a host'],
+    ['METRICS_REFRESH_MS', '99'],
+    ['API_REQUEST_TIMEOUT_MS', '999'],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'collector:4318'],
   ])('rejects %s=%j', (variable, value) => {
     const error = configError({ [variable]: value });
     expect(error.variable).toBe(variable);

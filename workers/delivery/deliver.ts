@@ -6,7 +6,12 @@ import {
 } from '../../shared/backoff.js';
 import { buildEnvelope } from '../../shared/payload.js';
 import { signatureHeader } from '../../shared/signing.js';
+import { DelayJobError } from './delay-job.js';
 import type { ClaimedDelivery, DeliveryStore } from './delivery-store.js';
+import { sendWithinLimits, type LimitedSendOptions } from './limited-send.js';
+import { claimInOrder, handOn, type OrderedDelivery } from './ordering.js';
+import type { ReceiverLimiter } from './rate-limit.js';
+import { disabledDeliveryReason } from './receiver-disabling.js';
 import type { AttemptOutcome, HttpSender } from './send-request.js';
 
 /**
@@ -29,6 +34,10 @@ export interface DeliverDependencies {
   logger: Logger;
   retryScheduleMs: readonly number[];
   retryJitter: number;
+  /** Claims and hands on the deliveries of ordered receivers. */
+  ordering: OrderedDelivery;
+  /** Applies receivers' rate and in-flight limits. */
+  limiter: ReceiverLimiter;
   /** Waits between tries of the attempt-row write; tests shorten it. */
   recordRetryDelaysMs?: readonly number[];
 }
@@ -40,18 +49,21 @@ export type DeliverOutcome =
   | 'already_finished'
   | 'not_found'
   | 'ended_without_request'
-  | 'lease_lost';
+  | 'lease_lost'
+  | 'not_head';
 
 /**
  * Runs one attempt of one delivery: claims it, signs and sends the request,
  * and records the attempt. Throws RetryLaterError when the delivery needs
- * another attempt later; returns when the job is done.
+ * another attempt later, and DelayJobError when it may not be sent yet
+ * (a receiver limit, or ordering); returns when the job is done.
  */
 export async function deliver(
   deps: DeliverDependencies,
   deliveryId: string,
+  options: LimitedSendOptions = {},
 ): Promise<DeliverOutcome> {
-  const claim = await deps.store.claim(deliveryId);
+  const claim = await claimInOrder(deps.store, deps.ordering, deliveryId);
   if (claim.kind === 'not_found') {
     deps.logger.warn({ deliveryId }, 'delivery not found; dropping its job');
     return 'not_found';
@@ -63,6 +75,18 @@ export async function deliver(
       claim.leaseExpiresInMs + 1_000,
     );
   }
+  if (claim.kind === 'not_head') {
+    // Not a failure: the delivery before it hands on when it ends.
+    deps.logger.debug(
+      { deliveryId, headId: claim.headId },
+      'ordered delivery waits for an earlier delivery of its receiver; the job ends without an attempt',
+    );
+    return 'not_head';
+  }
+  if (claim.kind === 'wait') {
+    deps.logger.debug({ deliveryId, delayMs: claim.delayMs, reason: claim.reason }, 'ordered delivery delayed');
+    throw new DelayJobError(claim.reason, claim.delayMs);
+  }
 
   const delivery = claim.delivery;
   const log = deps.logger.child({
@@ -70,12 +94,15 @@ export async function deliver(
     eventId: delivery.eventId,
     rxId: delivery.rxId,
   });
-  const budget = deps.retryScheduleMs.length + 1;
+  // A probe reports the receiver's state at the time of the request, so it
+  // gets one attempt and no retries.
+  const budget = delivery.triggeredBy === 'probe' ? 1 : deps.retryScheduleMs.length + 1;
 
   const reasonToSkip = skipReason(delivery, budget);
   if (reasonToSkip !== null) {
     await deps.store.finishWithoutAttempt(delivery.id, reasonToSkip);
     log.info({ reason: reasonToSkip }, 'delivery ended without a request');
+    await handOn(deps.ordering, delivery, delivery.attempts, log);
     return 'ended_without_request';
   }
 
@@ -104,7 +131,13 @@ export async function deliver(
     'x-webhook-delivery-id': delivery.id,
     'x-webhook-attempt': String(attempt),
   };
-  const outcome = await deps.sender.send(delivery.endpoint, headers, body);
+  const outcome = await sendWithinLimits(
+    deps,
+    delivery,
+    log,
+    () => deps.sender.send(delivery.endpoint, headers, body),
+    options,
+  );
   const final =
     outcome.result === 'succeeded'
       ? 'delivered'
@@ -126,6 +159,7 @@ export async function deliver(
     log.warn(fields, 'lease lost before the attempt was recorded; another worker owns the delivery');
     return 'lease_lost';
   }
+  await handOn(deps.ordering, delivery, attempt, log);
   if (final === 'delivered') {
     log.info(fields, 'delivery succeeded');
     return 'delivered';
@@ -144,6 +178,11 @@ export async function deliver(
 
 function skipReason(delivery: ClaimedDelivery, budget: number): string | null {
   if (delivery.rxDeleted) return 'receiver deleted';
+  // A probe is how an operator checks whether a disabled receiver works
+  // again, so it is sent all the same.
+  if (delivery.rxDisabledReason !== null && delivery.triggeredBy !== 'probe') {
+    return disabledDeliveryReason(delivery.rxDisabledReason);
+  }
   if (delivery.secrets.length === 0) return 'receiver has no live secret';
   if (delivery.attempts >= budget) return 'retry budget spent';
   return null;

@@ -12,14 +12,22 @@ import type { Logger } from '../../shared/logger.js';
 import { errorKey, LogThrottle } from '../../shared/log-throttle.js';
 import { NetworkGuard } from '../../shared/network-guard.js';
 import {
+  DeliveryQueues,
   deliveryQueueNames,
   queueKeyPrefix,
   shardConcurrency,
   workerConnection,
   type DeliveryJobData,
 } from '../../shared/queues.js';
+import { countActiveJobs } from '../../shared/ops/metrics.js';
+import { queueTelemetry } from '../../shared/ops/tracing.js';
+import { DelayJobError, moveJobToDelayed } from './delay-job.js';
 import { deliver, RetryLaterError } from './deliver.js';
+import { MeteredDeliveryStore, TimedHttpSender } from './delivery-metrics.js';
 import { DeliveryStore } from './delivery-store.js';
+import { loggedReceiverDisabling } from './receiver-disabling.js';
+import { OrderedDelivery } from './ordering.js';
+import { ReceiverLimiter } from './rate-limit.js';
 import { HttpSender } from './send-request.js';
 
 export interface DeliveryWorkerHandle {
@@ -41,8 +49,14 @@ export function startDeliveryWorker(
     poolMax: config.databasePoolMax,
     applicationName: 'webhook-delivery',
   });
-  const store = new DeliveryStore(database.pool, deliveratorId, config.leaseTimeoutMs);
-  const sender = new HttpSender({
+  const store = new MeteredDeliveryStore(
+    database.pool,
+    deliveratorId,
+    config.leaseTimeoutMs,
+    undefined,
+    loggedReceiverDisabling(config.receiverDisableAfterMs, log),
+  );
+  const sender = new TimedHttpSender({
     connectTimeoutMs: config.connectTimeoutMs,
     attemptTimeoutMs: config.attemptTimeoutMs,
     responseBodyLimitBytes: config.responseBodyLimitBytes,
@@ -51,24 +65,46 @@ export function startDeliveryWorker(
     maxSockets: Math.max(64, config.deliveryConcurrency * 2),
   });
   const connection = workerConnection(config);
+  // The queues add the job of an ordered receiver's next delivery.
+  const deliveryQueues = new DeliveryQueues(connection, config);
+  const ordering = new OrderedDelivery({
+    pool: database.pool,
+    queues: deliveryQueues,
+    deliveratorId,
+    leaseTimeoutMs: config.leaseTimeoutMs,
+    logger: log,
+  });
+  // An in-flight slot outlives the longest attempt by 5 s, so only a slot
+  // of a dead or stalled process expires while its request runs.
+  const limiter = new ReceiverLimiter(connection, config, config.attemptTimeoutMs + 5_000);
 
-  const processDelivery = async (job: Job<DeliveryJobData>) => {
+  const processDelivery = async (job: Job<DeliveryJobData>, token?: string) => {
     const deliveryId = job.data?.deliveryId;
     if (typeof deliveryId !== 'string') {
       throw new UnrecoverableError(
         `job ${job.id} has no deliveryId in its data`,
       );
     }
-    return deliver(
-      {
-        store,
-        sender,
-        logger: log,
-        retryScheduleMs: config.retryScheduleMs,
-        retryJitter: config.retryJitter,
-      },
-      deliveryId,
-    );
+    try {
+      return await deliver(
+        {
+          store,
+          sender,
+          logger: log,
+          retryScheduleMs: config.retryScheduleMs,
+          retryJitter: config.retryJitter,
+          ordering,
+          limiter,
+        },
+        deliveryId,
+        // BullMQ counts every start of a job, so a count above 1 means that
+        // this job ran before: it was delayed, retried or taken over.
+        { afterDelay: job.attemptsStarted > 1 },
+      );
+    } catch (error) {
+      if (error instanceof DelayJobError) await moveJobToDelayed(job, token, error.delayMs);
+      throw error;
+    }
   };
 
   // One BullMQ worker per delivery shard. They split DELIVERY_CONCURRENCY
@@ -76,12 +112,18 @@ export function startDeliveryWorker(
   // flight (or one per shard, when there are more shards than that).
   const queueNames = deliveryQueueNames(config.deliveryQueueShards);
   const concurrencies = shardConcurrency(config.deliveryConcurrency, queueNames.length);
+  const countedDelivery = countActiveJobs(
+    'delivery',
+    concurrencies.reduce((sum, value) => sum + value, 0),
+    processDelivery,
+  );
   const failureLogThrottle = new LogThrottle(1_000);
   const readyWorkers = new Set<Worker<DeliveryJobData>>();
   const workers = queueNames.map((queueName, index) => {
-    const worker = new Worker<DeliveryJobData>(queueName, processDelivery, {
+    const worker = new Worker<DeliveryJobData>(queueName, countedDelivery, {
       connection,
       prefix: queueKeyPrefix(config, queueName),
+      telemetry: queueTelemetry(),
       concurrency: concurrencies[index],
       // A stalled job (its worker died) runs again; the lease in PostgreSQL
       // keeps the two runs from sending at once.
@@ -160,6 +202,7 @@ export function startDeliveryWorker(
               },
             },
             { name: 'closing HTTP agents', run: async () => sender.close() },
+            { name: 'closing the delivery queues', run: () => deliveryQueues.close() },
             { name: 'closing Redis', run: () => closeRedisConnection(connection) },
             { name: 'closing PostgreSQL', run: () => database.close() },
           ],

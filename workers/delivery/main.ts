@@ -1,6 +1,4 @@
+import { startRoles } from '../../scripts/roles.js';
 import { runService } from '../../shared/lifecycle.js';
-import { startDeliveryWorker } from './delivery-worker.js';
 
-await runService('delivery', (config, logger) =>
-  startDeliveryWorker(config, logger),
-);
+await runService('delivery', (config, logger) => startRoles(['delivery'], config, logger));

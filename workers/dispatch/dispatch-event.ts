@@ -27,21 +27,35 @@ export type DispatchOutcome =
   | { kind: 'already_dispatched'; deliveryIds: string[] }
   | { kind: 'not_found' };
 
+// `candidates` matches subscriptions by class alone. MATERIALIZED keeps it
+// a separate step, so payload filters run only on the subscriptions of the
+// event's class, whatever join the planner picks. Each filter is read in its
+// parsed form, the generated column filter_jsonpath_compiled. `ev_data`
+// reads the event as jsonb through a scalar subquery, which PostgreSQL runs
+// at most once, and not at all when no candidate has a filter (checked with
+// EXPLAIN ANALYZE on PostgreSQL 15).
+// webhook_event_data_jsonb returns NULL for data that jsonb cannot hold, and
+// NULL @@ matches nothing.
 const DISPATCH_SQL = `
     WITH ev AS (
-      SELECT id, event_class FROM webhook_event
+      SELECT id, event_class, event FROM webhook_event
       WHERE id = $1::uuid AND time_dispatched IS NULL
       FOR UPDATE
-    ), matched AS (
-      SELECT s.rx_id
+    ), candidates AS MATERIALIZED (
+      SELECT s.rx_id, s.filter_jsonpath_compiled AS filter
       FROM ev
       JOIN webhook_rx_subscription s ON s.event_class = ev.event_class
       WHERE NOT s.is_glob
-      UNION
-      SELECT s.rx_id
+      UNION ALL
+      SELECT s.rx_id, s.filter_jsonpath_compiled AS filter
       FROM ev
       JOIN webhook_rx_subscription s ON s.is_glob
       WHERE ev.event_class ~ s.event_class_regex
+    ), ev_data AS (
+      SELECT webhook_event_data_jsonb(event) AS data FROM ev
+    ), matched AS (
+      SELECT DISTINCT rx_id FROM candidates
+      WHERE filter IS NULL OR (SELECT data FROM ev_data) @@ filter
     ), live AS (
       SELECT r.id AS rx_id FROM matched JOIN webhook_rx r ON r.id = matched.rx_id
       WHERE r.time_deleted IS NULL AND r.time_disabled IS NULL
@@ -69,8 +83,9 @@ interface DispatchRow {
 }
 
 /**
- * Turns one event into one delivery per live receiver whose subscriptions
- * match its class, in one statement and so in one transaction: the event
+ * Turns one event into one delivery per live receiver with a subscription
+ * that matches its class and, when the subscription has a payload filter,
+ * its data. All in one statement and so in one transaction: the event
  * row is locked, the deliveries inserted and the event marked dispatched
  * together. The partial unique index on (event_id, rx_id) makes a repeated
  * job harmless. The delivery jobs are added after the commit; if that

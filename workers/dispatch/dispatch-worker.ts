@@ -6,6 +6,8 @@ import {
   closeStepLimits,
   runCloseSteps,
 } from '../../shared/lifecycle.js';
+import { countActiveJobs } from '../../shared/ops/metrics.js';
+import { queueTelemetry } from '../../shared/ops/tracing.js';
 import type { Logger } from '../../shared/logger.js';
 import {
   DISPATCH_QUEUE,
@@ -14,7 +16,12 @@ import {
   workerConnection,
   type DispatchJobData,
 } from '../../shared/queues.js';
+import { RESEND_PAGE_JOB, type ResendPageJobData } from '../../shared/resend-jobs.js';
 import { dispatchEvent } from './dispatch-event.js';
+import { countDispatchOutcomes } from './dispatch-metrics.js';
+import { runResendPage } from './resend-batch.js';
+import { ResendSweeper } from './resend-sweeper.js';
+import { startRetention } from './retention.js';
 import { Sweeper } from './sweeper.js';
 
 export interface DispatchWorkerHandle {
@@ -44,7 +51,25 @@ export function startDispatchWorker(
 
   const worker = new Worker<DispatchJobData>(
     DISPATCH_QUEUE,
-    async (job) => {
+    countActiveJobs('dispatch', config.dispatchConcurrency, async (job) => {
+      if (job.name === RESEND_PAGE_JOB) {
+        const data = job.data as unknown as Partial<ResendPageJobData> | undefined;
+        if (typeof data?.resendBatchId !== 'string' || typeof data.step !== 'number') {
+          throw new UnrecoverableError(`job ${job.id} has no resendBatchId and step in its data`);
+        }
+        const outcome = await runResendPage(
+          {
+            pool: database.pool,
+            dispatchQueue: queues.dispatch,
+            deliveryQueues: queues.delivery,
+            logger,
+            pageSize: config.resendPageSize,
+          },
+          data.resendBatchId,
+          data.step,
+        );
+        return outcome.kind;
+      }
       const eventId = job.data?.eventId;
       if (typeof eventId !== 'string') {
         throw new UnrecoverableError(`job ${job.id} has no eventId in its data`);
@@ -68,22 +93,32 @@ export function startDispatchWorker(
         );
       }
       return outcome.kind;
-    },
+    }),
     {
       connection: workerRedis,
       prefix: queueKeyPrefix(config, DISPATCH_QUEUE),
+      telemetry: queueTelemetry(),
       concurrency: config.dispatchConcurrency,
       lockDuration: config.jobLockDurationMs,
       stalledInterval: config.stalledIntervalMs,
     },
   );
   worker.on('failed', (job, error) => {
+    if (job?.name === RESEND_PAGE_JOB) {
+      const data = job.data as unknown as Partial<ResendPageJobData> | undefined;
+      logger.error(
+        { resendBatchId: data?.resendBatchId, step: data?.step, attemptsMade: job.attemptsMade, err: error },
+        'resend page job failed',
+      );
+      return;
+    }
     logger.error(
       { eventId: job?.data?.eventId, attemptsMade: job?.attemptsMade, err: error },
       'dispatch job failed',
     );
   });
   worker.on('error', (error) => logger.error({ err: error }, 'dispatch worker error'));
+  countDispatchOutcomes(worker);
   // A worker that never reached Redis cannot have fetched a job, so closing
   // it with force loses nothing and keeps BullMQ from waiting for a
   // connection while Redis is down.
@@ -102,6 +137,19 @@ export function startDispatchWorker(
     intervalMs: config.sweepIntervalMs,
   });
   sweeper.start();
+  const retention = startRetention(config, {
+    pool: database.pool,
+    dispatchQueue: queues.dispatch,
+    logger: logger.child({ component: 'retention' }),
+  });
+  const resendSweeper = new ResendSweeper({
+    pool: database.pool,
+    dispatchQueue: queues.dispatch,
+    logger: logger.child({ component: 'resend-sweeper' }),
+    graceMs: config.sweepGraceMs,
+    intervalMs: config.sweepIntervalMs,
+  });
+  resendSweeper.start();
   logger.info(
     { concurrency: config.dispatchConcurrency, sweepIntervalMs: config.sweepIntervalMs },
     'dispatch worker started',
@@ -116,6 +164,8 @@ export function startDispatchWorker(
         await runCloseSteps(
           [
             { name: 'stopping the sweeper', run: () => sweeper.stop() },
+            { name: 'stopping the retention job', run: async () => retention?.stop() },
+            { name: 'stopping the resend sweeper', run: () => resendSweeper.stop() },
             {
               name: 'closing the dispatch worker',
               run: () => worker.close(!workerReady),

@@ -1,4 +1,4 @@
+import { startRoles } from '../../scripts/roles.js';
 import { runService } from '../../shared/lifecycle.js';
-import { startDispatchWorker } from './dispatch-worker.js';
 
-await runService('dispatch', startDispatchWorker);
+await runService('dispatch', (config, logger) => startRoles(['dispatch'], config, logger));

@@ -10,6 +10,7 @@ import {
 } from '../../shared/queues.js';
 import { enqueueDeliveries, type DeliveryRef } from './dispatch-event.js';
 import { findIdsWithoutLiveJob } from './job-liveness.js';
+import { readOrderedHeads } from './ordered-heads.js';
 import { PeriodLock } from './period-lock.js';
 
 export interface SweeperOptions {
@@ -128,7 +129,9 @@ export class Sweeper {
       WHERE time_dispatched IS NULL
         AND (time_created, id) > (${cursor.time_created}::timestamptz, ${cursor.id}::uuid)
         AND time_created < now() - make_interval(secs => ${graceSeconds})
-      ORDER BY time_created, id
+      -- Qualified, because a bare name would sort by the text output
+      -- column, whose order depends on the collation.
+      ORDER BY webhook_event.time_created, webhook_event.id
       LIMIT ${this.batchSize}`;
     this.eventCursor = this.nextCursor(rows);
     const missing = await this.idsWithoutLiveJob(
@@ -151,6 +154,8 @@ export class Sweeper {
     const leaseSeconds = this.options.leaseTimeoutMs / 1000;
     const cursor = this.deliveryCursor ?? START_CURSOR;
     // Served by webhook_delivery_in_flight, with a cursor as in sweepEvents.
+    // Ordered receivers need a job for their head only, which the second
+    // query reads.
     const rows = await this.options.prisma.$queryRaw<(CursorRow & { rx_id: string })[]>`
       SELECT id::text, rx_id::text, time_created::text AS time_created FROM webhook_delivery
       WHERE time_completed IS NULL
@@ -158,13 +163,21 @@ export class Sweeper {
         AND time_created < now() - make_interval(secs => ${graceSeconds})
         AND (time_leased IS NULL
              OR time_leased < now() - make_interval(secs => ${leaseSeconds}))
-      ORDER BY time_created, id
+        AND (triggered_by = 'probe' OR NOT EXISTS (
+          SELECT 1 FROM webhook_rx r WHERE r.id = webhook_delivery.rx_id AND r.ordered))
+      ORDER BY webhook_delivery.time_created, webhook_delivery.id
       LIMIT ${this.batchSize}`;
     this.deliveryCursor = this.nextCursor(rows);
+    const heads = await readOrderedHeads(
+      this.options.prisma,
+      graceSeconds,
+      leaseSeconds,
+      this.batchSize,
+    );
     // One look-up per shard: on a Redis Cluster a pipeline must stay within
     // one hash slot, and each shard's queue has its own.
     const byQueue = new Map<Queue, DeliveryRef[]>();
-    for (const row of rows) {
+    for (const row of [...rows, ...heads]) {
       const queue = this.options.deliveryQueues.forReceiver(row.rx_id);
       const batch = byQueue.get(queue);
       const delivery = { id: row.id, rxId: row.rx_id };

@@ -1,56 +1,70 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import { ValidationError } from '../../../shared/errors.js';
-import { assertEventClass } from '../../../shared/event-class.js';
-import { assertUuid } from '../../../shared/ids.js';
+import type { z } from 'zod';
 import type { ApiDependencies } from '../app.js';
-import { parseBody } from '../parse-body.js';
-import { getEvent, listEventDeliveries } from '../read-events.js';
+import {
+  getEvent,
+  listEventDeliveries,
+  publishEvent,
+  type publishedEvent,
+  type publishEventBody,
+} from '../contract/events.js';
+import { implementRoute } from '../contract/server.js';
+import { IdempotencyKeys, requestHash } from '../idempotency.js';
+import { getEvent as readEvent, listEventDeliveries as readEventDeliveries } from '../read-events.js';
 
-// The fields are checked below with the API's snake_case names, so that an
-// error names the JSON key that the client sent.
-const publishBody = z
-  .object({
-    event_class: z.unknown().optional(),
-    data: z.unknown().optional(),
-    id: z.unknown().optional(),
-  })
-  .strict();
+type PublishedEvent = z.output<typeof publishedEvent>;
 
 export function registerEventRoutes(app: FastifyInstance, deps: ApiDependencies) {
-  app.post('/v1/events', async (request, reply) => {
-    const body = parseBody(publishBody, request.body);
-    const eventClass = assertEventClass(body.event_class, 'event_class');
-    if (body.data === undefined) {
-      throw new ValidationError('data', 'is missing; send any JSON value, such as {}');
-    }
-    const id = body.id === undefined ? undefined : assertUuid(body.id, 'id');
+  const idempotencyKeys = new IdempotencyKeys(deps.prisma, deps.idempotencyKeyTtlMs, deps.logger);
+  const stopCleanup = idempotencyKeys.startCleanup();
+  app.addHook('onClose', async () => stopCleanup());
+
+  async function publish(
+    body: z.output<typeof publishEventBody>,
+    id: string | undefined,
+    log: typeof app.log,
+  ): Promise<PublishedEvent> {
     const result = await deps.publisher.publishEvent({
-      eventClass,
+      eventClass: body.event_class,
       data: body.data,
       id,
     });
-    request.log.info(
+    log.info(
       { eventId: result.id, created: result.created, enqueued: result.enqueued },
       'event accepted',
     );
-    return reply.code(202).send({
+    return {
       id: result.id,
       event_class: result.eventClass,
       time_created: result.timeCreated.toISOString(),
       created: result.created,
-    });
+    };
+  }
+
+  implementRoute(app, publishEvent, async ({ body, headers }, request, reply) => {
+    const key = headers['Idempotency-Key'];
+    if (key === undefined) return publish(body, body.id, request.log);
+    const result = await idempotencyKeys.run(
+      key,
+      requestHash(publishEvent.operationId, body),
+      body.id ?? randomUUID(),
+      async (eventId) => ({
+        status: publishEvent.response.status,
+        body: await publish(body, eventId, request.log),
+      }),
+    );
+    if (result.replayed) {
+      const replayed = result.body as PublishedEvent;
+      reply.header('Idempotent-Replayed', 'true');
+      request.log.info({ eventId: replayed.id }, 'replayed the response of an Idempotency-Key');
+    }
+    return result.body as PublishedEvent;
   });
 
-  app.get<{ Params: { id: string } }>('/v1/events/:id', async (request) => {
-    return getEvent(deps.prisma, assertUuid(request.params.id, 'id'));
-  });
+  implementRoute(app, getEvent, async ({ params }) => readEvent(deps.prisma, params.id));
 
-  app.get<{ Params: { id: string } }>(
-    '/v1/events/:id/deliveries',
-    async (request) => {
-      const id = assertUuid(request.params.id, 'id');
-      return { deliveries: await listEventDeliveries(deps.prisma, id) };
-    },
-  );
+  implementRoute(app, listEventDeliveries, async ({ params }) => ({
+    deliveries: await readEventDeliveries(deps.prisma, params.id),
+  }));
 }
