@@ -1,7 +1,7 @@
 import { Prisma, type PrismaClient } from '../shared/db/client.js';
 import { NotFoundError, ValidationError } from '../shared/errors.js';
 import { assertUuid, isUuid } from '../shared/ids.js';
-import type { DeliveryView } from './api/read-events.js';
+import { toDeliveryView, type DeliveryView } from './api/read-events.js';
 
 /** A delivery in a list: the fields of DeliveryView without its attempts. */
 export type DeliverySummaryView = Omit<DeliveryView, 'attempt_log'>;
@@ -236,24 +236,5 @@ export async function getDelivery(prisma: PrismaClient, id: string): Promise<Del
     include: { attemptRows: { orderBy: { attempt: 'asc' } } },
   });
   if (!row) throw new NotFoundError('delivery', deliveryId);
-  return {
-    id: row.id,
-    event_id: row.eventId,
-    rx_id: row.rxId,
-    triggered_by: row.triggeredBy,
-    state: row.state,
-    attempts: row.attempts,
-    failure_reason: row.failureReason,
-    time_created: row.timeCreated.toISOString(),
-    time_completed: row.timeCompleted?.toISOString() ?? null,
-    attempt_log: row.attemptRows.map((attempt) => ({
-      attempt: attempt.attempt,
-      result: attempt.result,
-      response_status: attempt.responseStatus,
-      response_duration_ms: attempt.responseDuration,
-      response_body: attempt.responseBody,
-      unreachable_reason: attempt.unreachableReason,
-      time_created: attempt.timeCreated.toISOString(),
-    })),
-  };
+  return toDeliveryView(row);
 }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { PrismaClient } from '../../shared/db/client.js';
+import type { Prisma, PrismaClient } from '../../shared/db/client.js';
 import { NotFoundError } from '../../shared/errors.js';
 import type { delivery, deliveryAttempt, event } from './contract/events.js';
 
@@ -26,19 +26,11 @@ export async function getEvent(
   };
 }
 
-/** Lists an event's deliveries, oldest first, each with its attempts. */
-export async function listEventDeliveries(
-  prisma: PrismaClient,
-  eventId: string,
-): Promise<DeliveryView[]> {
-  const exists = await prisma.webhookEvent.count({ where: { id: eventId } });
-  if (exists === 0) throw new NotFoundError('event', eventId);
-  const rows = await prisma.webhookDelivery.findMany({
-    where: { eventId },
-    orderBy: [{ timeCreated: 'asc' }, { id: 'asc' }],
-    include: { attemptRows: { orderBy: { attempt: 'asc' } } },
-  });
-  return rows.map((row) => ({
+type DeliveryRow = Prisma.WebhookDeliveryGetPayload<{ include: { attemptRows: true } }>;
+
+/** Maps a delivery row with its attempt rows, oldest first, to the API's view. */
+export function toDeliveryView(row: DeliveryRow): DeliveryView {
+  return {
     id: row.id,
     event_id: row.eventId,
     rx_id: row.rxId,
@@ -57,5 +49,20 @@ export async function listEventDeliveries(
       unreachable_reason: attempt.unreachableReason,
       time_created: attempt.timeCreated.toISOString(),
     })),
-  }));
+  };
+}
+
+/** Lists an event's deliveries, oldest first, each with its attempts. */
+export async function listEventDeliveries(
+  prisma: PrismaClient,
+  eventId: string,
+): Promise<DeliveryView[]> {
+  const exists = await prisma.webhookEvent.count({ where: { id: eventId } });
+  if (exists === 0) throw new NotFoundError('event', eventId);
+  const rows = await prisma.webhookDelivery.findMany({
+    where: { eventId },
+    orderBy: [{ timeCreated: 'asc' }, { id: 'asc' }],
+    include: { attemptRows: { orderBy: { attempt: 'asc' } } },
+  });
+  return rows.map(toDeliveryView);
 }

@@ -674,7 +674,8 @@ describe('API and CLI output types', () => {
         name: 'string',
         description: 'string',
         endpoint: 'string',
-        subscriptions: 'array<string>',
+        // The resend fixture's receiver is inserted in SQL without subscriptions.
+        subscriptions: receiver.name === 'types-r3' ? 'array<>' : 'array<string>',
         filters: 'object',
         secrets: 'array<object>',
         ordered: 'boolean',

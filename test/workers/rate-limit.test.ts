@@ -38,7 +38,8 @@ const LIMITED_EVENTS = 200;
  * and the lower bound leaves 0.5 s for the varying delay from admission to
  * arrival at both ends. On a 2-core machine at load averages of 1 to 8 the
  * 200 took 10.5 to 11.4 s, more than 10 s because BullMQ runs delayed jobs
- * late. The upper bound leaves room for a more loaded machine and still
+ * late. While the other worker test files ran at the same time they took
+ * 13.2 s. The upper bound leaves room for a more loaded machine and still
  * fails a limiter that admits less than half its rate.
  */
 const MIN_SPAN_MS = 9_450;

@@ -1,10 +1,9 @@
 import type { Queue } from 'bullmq';
 import type pg from 'pg';
 import type { Logger } from '../../shared/logger.js';
-import type { RedisClient } from '../../shared/queues.js';
 import { addResendPageJob, resendPageJobId } from '../../shared/resend-jobs.js';
 import { findIdsWithoutLiveJob } from './job-liveness.js';
-import { PeriodLock } from './period-lock.js';
+import { PeriodicTask } from './periodic-task.js';
 
 export interface ResendSweeperOptions {
   pool: pg.Pool;
@@ -38,47 +37,31 @@ const UNFINISHED_SQL = `
  * from running in one period.
  */
 export class ResendSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly task: PeriodicTask<{ pageJobs: number }>;
   private readonly batchSize: number;
 
   constructor(private readonly options: ResendSweeperOptions) {
     this.batchSize = options.batchSize ?? 1_000;
+    this.task = new PeriodicTask({
+      name: 'resend sweep',
+      queue: options.dispatchQueue,
+      lockName: 'resend-sweeper-lock',
+      intervalMs: options.intervalMs,
+      logger: options.logger,
+      run: async () => ({ pageJobs: await this.sweepOnce() }),
+      report: (result) => {
+        if (result.pageJobs === 0) return;
+        options.logger.info({ resendBatches: result.pageJobs }, 'resend sweep re-enqueued page jobs');
+      },
+    });
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private tick(): void {
-    if (this.running) return;
-    this.running = this.sweepIfLeader()
-      .catch((error) => {
-        this.options.logger.warn({ err: error }, 'resend sweep failed; retrying next period');
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-  }
-
-  private async sweepIfLeader(): Promise<void> {
-    const queue = this.options.dispatchQueue;
-    const redis = (await queue.getBackend().client) as unknown as RedisClient;
-    const lockKey = queue.toKey('resend-sweeper-lock');
-    const lock = new PeriodLock(redis, lockKey, this.options.intervalMs);
-    const run = await lock.runIfFree(
-      () => this.sweepOnce(),
-      (message, error) =>
-        this.options.logger.warn({ lockKey, err: error }, `resend sweeper ${message}`),
-    );
-    if (run.ran && run.value > 0) {
-      this.options.logger.info({ resendBatches: run.value }, 'resend sweep re-enqueued page jobs');
-    }
+    await this.task.stop();
   }
 
   /** Runs one sweep and returns how many page jobs it added. */

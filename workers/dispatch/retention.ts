@@ -3,8 +3,8 @@ import type pg from 'pg';
 import type { Config } from '../../shared/config.js';
 import type { Logger } from '../../shared/logger.js';
 import { recordRetentionDeleted } from '../../shared/ops/metrics.js';
-import type { DispatchJobData, RedisClient } from '../../shared/queues.js';
-import { PeriodLock } from './period-lock.js';
+import type { DispatchJobData } from '../../shared/queues.js';
+import { PeriodicTask } from './periodic-task.js';
 
 /** Rows deleted per table. */
 export interface RetentionCounts {
@@ -181,66 +181,32 @@ export interface RetentionJobOptions extends RetentionOptions {
  * processes that restart often still run it.
  */
 export class RetentionJob {
-  private interval: NodeJS.Timeout | undefined;
-  private firstRun: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopping = false;
+  private readonly task: PeriodicTask<Awaited<ReturnType<typeof deleteExpiredRows>>>;
 
-  constructor(private readonly options: RetentionJobOptions) {}
+  constructor(options: RetentionJobOptions) {
+    this.task = new PeriodicTask({
+      name: 'retention run',
+      queue: options.dispatchQueue,
+      lockName: 'retention-lock',
+      intervalMs: options.intervalMs,
+      firstRunDelayMs: FIRST_RUN_DELAY_MS,
+      logger: options.logger,
+      run: (isStopping) => deleteExpiredRows(options, isStopping),
+      // One line per run, also when it deleted nothing, so that the runs of
+      // all processes can be counted and checked for overlap.
+      report: (result) => {
+        options.logger.info({ ...result, maxAgeMs: options.maxAgeMs }, 'retention run finished');
+      },
+    });
+  }
 
   start(): void {
-    this.firstRun = setTimeout(
-      () => this.tick(),
-      Math.min(this.options.intervalMs, FIRST_RUN_DELAY_MS),
-    );
-    this.interval = setInterval(() => this.tick(), this.options.intervalMs);
+    this.task.start();
   }
 
   /** Stops the timers and waits for a run in progress to end after its current batch. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.firstRun);
-    clearInterval(this.interval);
-    await this.running;
-  }
-
-  private tick(): void {
-    if (this.running || this.stopping) return;
-    this.running = this.runIfLeader()
-      .catch((error) => {
-        this.options.logger.warn({ err: error }, 'retention run failed; retrying next period');
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-  }
-
-  private async runIfLeader(): Promise<void> {
-    const queue = this.options.dispatchQueue;
-    const redis = (await queue.getBackend().client) as unknown as RedisClient;
-    const lockKey = queue.toKey('retention-lock');
-    const lock = new PeriodLock(redis, lockKey, this.options.intervalMs);
-    const run = await lock.runIfFree(
-      async () => {
-        const startedAt = new Date();
-        const result = await deleteExpiredRows(this.options, () => this.stopping);
-        return { ...result, startedAt, durationMs: Date.now() - startedAt.getTime() };
-      },
-      (message, error) =>
-        this.options.logger.warn({ lockKey, err: error }, `retention ${message}`),
-    );
-    if (!run.ran) return;
-    // One line per run, also when it deleted nothing, so that the runs of
-    // all processes can be counted and checked for overlap.
-    this.options.logger.info(
-      {
-        ...run.value,
-        startedAt: run.value.startedAt.toISOString(),
-        maxAgeMs: this.options.maxAgeMs,
-        stopped: this.stopping,
-      },
-      'retention run finished',
-    );
+    await this.task.stop();
   }
 }
 

@@ -6,12 +6,11 @@ import {
   dispatchJobOptions,
   type DeliveryQueues,
   type DispatchJobData,
-  type RedisClient,
 } from '../../shared/queues.js';
 import { enqueueDeliveries, type DeliveryRef } from './dispatch-event.js';
 import { findIdsWithoutLiveJob } from './job-liveness.js';
 import { readOrderedHeads } from './ordered-heads.js';
-import { PeriodLock } from './period-lock.js';
+import { PeriodicTask } from './periodic-task.js';
 
 export interface SweeperOptions {
   prisma: PrismaClient;
@@ -58,57 +57,38 @@ export interface SweepResult {
  * sweeping in the same period.
  */
 export class Sweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly task: PeriodicTask<SweepResult>;
   private eventCursor: CursorRow | null = null;
   private deliveryCursor: CursorRow | null = null;
   private readonly batchSize: number;
 
   constructor(private readonly options: SweeperOptions) {
     this.batchSize = options.batchSize ?? 1_000;
+    this.task = new PeriodicTask({
+      name: 'sweep',
+      queue: options.dispatchQueue,
+      lockName: 'sweeper-lock',
+      intervalMs: options.intervalMs,
+      logger: options.logger,
+      run: () => this.sweepOnce(),
+      // One line per run, also when it found nothing, so that the runs of
+      // all processes can be counted and checked for overlap.
+      report: (result) => {
+        const found = result.events + result.deliveries > 0;
+        options.logger.info(
+          result,
+          found ? 'sweep re-enqueued work' : 'sweep found nothing to re-enqueue',
+        );
+      },
+    });
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
-
-  private tick(): void {
-    if (this.running) return;
-    this.running = this.sweepIfLeader()
-      .catch((error) => {
-        this.options.logger.warn({ err: error }, 'sweep failed; retrying next period');
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-  }
-
-  private async sweepIfLeader(): Promise<void> {
-    const redis = (await this.options.dispatchQueue.getBackend()
-      .client) as unknown as RedisClient;
-    const lockKey = this.options.dispatchQueue.toKey('sweeper-lock');
-    const lock = new PeriodLock(redis, lockKey, this.options.intervalMs);
-    const run = await lock.runIfFree(
-      async () => {
-        const startedAt = new Date();
-        const result = await this.sweepOnce();
-        return { ...result, startedAt, durationMs: Date.now() - startedAt.getTime() };
-      },
-      (message, error) => this.options.logger.warn({ lockKey, err: error }, `sweeper ${message}`),
-    );
-    if (!run.ran) return;
-    // One line per run, also when it found nothing, so that the runs of all
-    // processes can be counted and checked for overlap.
-    const found = run.value.events + run.value.deliveries > 0;
-    this.options.logger.info(
-      { ...run.value, startedAt: run.value.startedAt.toISOString() },
-      found ? 'sweep re-enqueued work' : 'sweep found nothing to re-enqueue',
-    );
+    await this.task.stop();
   }
 
   /** Runs one sweep and returns how many events and deliveries it enqueued. */
