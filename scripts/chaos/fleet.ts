@@ -97,6 +97,11 @@ export class WorkerFleet {
     await Promise.all(
       this.slots.map(async (slot) => {
         if (!slot.worker.isRunning) return;
+        // A process restarted just before the stop may not have installed
+        // its SIGTERM handler yet, and would die by the signal instead of
+        // shutting down, so wait until it has started (or exited).
+        await readyOrExit(slot.worker);
+        if (!slot.worker.isRunning) return;
         if (slot.sent === undefined) {
           slot.sent = 'SIGTERM';
           slot.sentAt = performance.now();
