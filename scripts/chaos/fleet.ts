@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { SeededRandom } from './random.js';
 import { WorkerProcess, type WorkerRole } from './worker-process.js';
 
@@ -99,8 +100,9 @@ export class WorkerFleet {
         if (!slot.worker.isRunning) return;
         // A process restarted just before the stop may not have installed
         // its SIGTERM handler yet, and would die by the signal instead of
-        // shutting down, so wait until it has started (or exited).
-        await readyOrExit(slot.worker);
+        // shutting down, so wait until it has started (or exited), for at
+        // most timeoutMs.
+        await Promise.race([readyOrExit(slot.worker), delay(timeoutMs)]);
         if (!slot.worker.isRunning) return;
         if (slot.sent === undefined) {
           slot.sent = 'SIGTERM';
