@@ -102,7 +102,7 @@ export class WorkerFleet {
         // its SIGTERM handler yet, and would die by the signal instead of
         // shutting down, so wait until it has started (or exited), for at
         // most timeoutMs.
-        await Promise.race([readyOrExit(slot.worker), delay(timeoutMs)]);
+        await Promise.race([readyOrExit(slot.worker), delay(timeoutMs, undefined, { ref: false })]);
         if (!slot.worker.isRunning) return;
         if (slot.sent === undefined) {
           slot.sent = 'SIGTERM';
