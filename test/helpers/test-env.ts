@@ -56,6 +56,10 @@ export async function createTestEnv(): Promise<TestEnv> {
     applicationName: 'webhook-test',
   });
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
+  // Tests that stop PostgreSQL sessions, and the forced drop in dispose(),
+  // end idle connections; without a listener the pool's error would crash
+  // the test file. The next query reconnects.
+  pool.on('error', () => {});
 
   return {
     databaseUrl,
