@@ -1,6 +1,16 @@
 import pg from 'pg';
 import { ConfigError, loadConfig } from '../shared/config.js';
+import { isConnectionError } from '../shared/db/connection-errors.js';
 import { migrateDatabase } from '../shared/db/migrate.js';
+
+/** Returns the host and port of DATABASE_URL for messages, or a fallback when it is unreadable. */
+function databaseHost(): string {
+  try {
+    return `${new URL(loadConfig().databaseUrl).host} (DATABASE_URL)`;
+  } catch {
+    return 'the address in DATABASE_URL';
+  }
+}
 
 /** Creates the database named in `databaseUrl` when the server lacks it. */
 async function ensureDatabase(databaseUrl: string): Promise<void> {
@@ -39,7 +49,9 @@ try {
   const message =
     error instanceof ConfigError
       ? `invalid configuration: ${error.message}`
-      : `migration failed: ${String(error)}`;
+      : isConnectionError(error)
+        ? `migration failed: PostgreSQL is unreachable at ${databaseHost()} (${String(error)}); start it or set DATABASE_URL`
+        : `migration failed: ${String(error)}`;
   console.error(message);
   process.exit(1);
 }

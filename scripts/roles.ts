@@ -1,4 +1,5 @@
 import type { Config } from '../shared/config.js';
+import { checkSchemaReady } from '../shared/db/schema-check.js';
 import type { Service } from '../shared/lifecycle.js';
 import { runCloseSteps } from '../shared/lifecycle.js';
 import type { Logger } from '../shared/logger.js';
@@ -55,6 +56,9 @@ export async function startRoles(
   config: Config,
   logger: Logger,
 ): Promise<Service> {
+  if ((await checkSchemaReady(config.databaseUrl)) === 'unreachable') {
+    logger.warn('PostgreSQL is unreachable at start-up; the roles start anyway and reconnect');
+  }
   const has = (role: Role) => roles.includes(role);
   const loggerOf = (role: Role) => (roles.length === 1 ? logger : logger.child({ component: role }));
   // Before any queue or worker exists, because they take the tracing bridge
