@@ -197,7 +197,12 @@ async function delayedJobAttempts(fixture: SystemFixture): Promise<number[]> {
 describe('receiver limits across three processes', () => {
   // Each block has its own database and queue prefix, so a failed test's
   // workers cannot take the next block's jobs.
-  const fixture = useSystem({ delivery: false, overrides: SETTINGS });
+  // A long attempt timeout, so that a loaded machine's slow answers are not
+  // timeouts whose retries would add attempts to the counts checked below.
+  const fixture = useSystem({
+    delivery: false,
+    overrides: { ...SETTINGS, ATTEMPT_TIMEOUT_MS: '8000', LEASE_TIMEOUT_MS: '20000' },
+  });
 
   test('rate and in-flight limits hold', async () => {
     const { system } = fixture;
