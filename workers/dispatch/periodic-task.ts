@@ -12,7 +12,7 @@ export interface PeriodicTaskOptions<T> {
   lockName: string;
   /** Period of the task over all processes, in ms. */
   intervalMs: number;
-  /** Delay of the first run after start(); one interval when absent. */
+  /** Delay of the first run after start(), or one interval when absent. */
   firstRunDelayMs?: number;
   logger: Logger;
   /** One run of the task; `isStopping` turns true once stop() is called. */
