@@ -47,6 +47,7 @@ const RAW_QUERY_SITES: Record<string, number> = {
   'producers/receivers.ts': 2, // row locks in update and deleteSecret, results unused
   'shared/db/client.ts': 1, // SET TIME ZONE on connect, result unused
   'shared/db/migrate.ts': 9, // migrateDatabase
+  'shared/db/schema-check.ts': 2, // checkSchemaReady, typed by test/shared/schema-check.test.ts
   'shared/ops/health-check.ts': 1, // HealthCheck: SELECT 1, result unused
   'shared/ops/stats-refresher.ts': 1, // readOldestUndispatchedAgeSeconds
   'workers/delivery/delivery-store.ts': 5, // DeliveryStore
