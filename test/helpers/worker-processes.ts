@@ -6,6 +6,14 @@ import {
 } from '../../scripts/chaos/worker-process.js';
 import { TEST_SETTINGS, type TestEnv } from './test-env.js';
 
+/** Short leases and job locks, so that a killed worker's delivery comes back within seconds. */
+export const SHORT_LEASE_SETTINGS = {
+  LEASE_TIMEOUT_MS: '5000',
+  JOB_LOCK_DURATION_MS: '2000',
+  STALLED_INTERVAL_MS: '1000',
+  SHUTDOWN_GRACE_MS: '10000',
+};
+
 /**
  * Returns the environment of a worker process for a test env: the settings
  * that TestEnv.config() uses, then `overrides`.

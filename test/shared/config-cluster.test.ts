@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../shared/config.js';
-
-function configError(env: Record<string, string>): ConfigError {
-  let caught: unknown;
-  try {
-    loadConfig(env);
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(ConfigError);
-  return caught as ConfigError;
-}
+import { loadConfig } from '../../shared/config.js';
+import { configError } from '../helpers/config-error.js';
 
 describe('REDIS_CLUSTER_NODES', () => {
   it('defaults to no cluster', () => {

@@ -1,20 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  DEFAULT_RETRY_SCHEDULE_MS,
-  loadConfig,
-} from '../../shared/config.js';
-
-function configError(env: Record<string, string>): ConfigError {
-  let caught: unknown;
-  try {
-    loadConfig(env);
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(ConfigError);
-  return caught as ConfigError;
-}
+import { DEFAULT_RETRY_SCHEDULE_MS, loadConfig } from '../../shared/config.js';
+import { configError } from '../helpers/config-error.js';
 
 describe('loadConfig defaults', () => {
   it('loads from an empty env', () => {

@@ -11,18 +11,13 @@ import { useSystem, type CreatedReceiver, type SystemFixture } from '../helpers/
 import { waitFor } from '../helpers/test-env.js';
 import {
   formatLines,
+  SHORT_LEASE_SETTINGS,
   useWorkerProcesses,
   workerEnvironment,
   type TestWorker,
 } from '../helpers/worker-processes.js';
 
-/** Short leases and job locks, so that a killed worker's delivery comes back within seconds. */
-const SETTINGS = {
-  LEASE_TIMEOUT_MS: '5000',
-  JOB_LOCK_DURATION_MS: '2000',
-  STALLED_INTERVAL_MS: '1000',
-  SHUTDOWN_GRACE_MS: '10000',
-};
+const SETTINGS = SHORT_LEASE_SETTINGS;
 const WORKER_PROCESSES = 3;
 const EVENTS = 60;
 /** The event that fails every attempt (3 with the test retry schedule). */

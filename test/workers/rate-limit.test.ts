@@ -15,19 +15,14 @@ import type { RunningSystem } from '../helpers/system.js';
 import { waitFor } from '../helpers/test-env.js';
 import {
   formatLines,
+  SHORT_LEASE_SETTINGS,
   linesWithMessage,
   useWorkerProcesses,
   workerEnvironment,
   type TestWorker,
 } from '../helpers/worker-processes.js';
 
-/** Short leases and job locks, so that a killed worker's delivery comes back within seconds. */
-const SETTINGS = {
-  LEASE_TIMEOUT_MS: '5000',
-  JOB_LOCK_DURATION_MS: '2000',
-  STALLED_INTERVAL_MS: '1000',
-  SHUTDOWN_GRACE_MS: '10000',
-};
+const SETTINGS = SHORT_LEASE_SETTINGS;
 const WORKER_PROCESSES = 3;
 
 const RATE_LIMIT = 20;

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
 import { afterAll, describe, expect, test } from 'vitest';
-import { runCli } from '../../producers/cli/run-cli.js';
 import { generateSecret } from '../../shared/signing.js';
 import { DeliveryStore } from '../../workers/delivery/delivery-store.js';
 import type { AttemptOutcome } from '../../workers/delivery/send-request.js';
+import { runCliInProcess } from '../helpers/cli-runner.js';
 import {
   expectConsistentAttempts,
   readAttempts,
@@ -340,24 +339,8 @@ describe('operator disabling', () => {
       endpoint: harness.url(),
       subscriptions: ['cli.*'],
     });
-    const cli = async (args: string[]) => {
-      let stdout = '';
-      let stderr = '';
-      const collect = (append: (text: string) => void) =>
-        new Writable({
-          write(chunk: Buffer, _encoding, callback) {
-            append(chunk.toString('utf8'));
-            callback();
-          },
-        });
-      const status = await runCli(args, {
-        stdin: Readable.from([]),
-        stdout: collect((text) => (stdout += text)),
-        stderr: collect((text) => (stderr += text)),
-        env: { WEBHOOKS_API_URL: system.api.url },
-      });
-      return { status, stdout, stderr };
-    };
+    const cli = (args: string[]) =>
+      runCliInProcess(args, { env: { WEBHOOKS_API_URL: system.api.url } });
 
     const disabled = await cli(['receivers', 'disable', 'cli-target', '--reason', 'rotating keys']);
     expect(disabled.stderr).toBe('');
