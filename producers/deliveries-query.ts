@@ -1,16 +1,12 @@
 import { Prisma, type PrismaClient } from '../shared/db/client.js';
 import { NotFoundError, ValidationError } from '../shared/errors.js';
 import { assertUuid, isUuid } from '../shared/ids.js';
+import type { DeliveryState } from './api/contract/deliveries.js';
 import { toDeliveryView, type DeliveryView } from './api/read-events.js';
 
 /** A delivery in a list: the fields of DeliveryView without its attempts. */
 export type DeliverySummaryView = Omit<DeliveryView, 'attempt_log'>;
 
-export const DELIVERY_STATES = ['pending', 'delivered', 'failed'] as const;
-export type DeliveryState = (typeof DELIVERY_STATES)[number];
-
-export const MAX_DELIVERY_PAGE = 1_000;
-export const DEFAULT_DELIVERY_PAGE = 100;
 
 /** Filters of a delivery list; every field is optional. */
 export interface DeliveryFilter {
@@ -64,17 +60,6 @@ export async function findReceiver(
   return row;
 }
 
-/** Reads a delivery state, or throws a ValidationError that names `field`. */
-export function parseDeliveryState(value: unknown, field: string): DeliveryState {
-  if (typeof value !== 'string' || !(DELIVERY_STATES as readonly string[]).includes(value)) {
-    throw new ValidationError(
-      field,
-      `must be one of ${DELIVERY_STATES.join(', ')}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return value as DeliveryState;
-}
-
 const TIMESTAMP_PATTERN =
   /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/i;
 
@@ -92,19 +77,6 @@ export function parseTimestamp(value: unknown, field: string): Date {
     );
   }
   return date;
-}
-
-/** Reads a page size from 1 to MAX_DELIVERY_PAGE; DEFAULT_DELIVERY_PAGE when absent. */
-export function parseLimit(value: unknown, field: string): number {
-  if (value === undefined) return DEFAULT_DELIVERY_PAGE;
-  const text = typeof value === 'number' ? String(value) : value;
-  if (typeof text !== 'string' || !/^\d+$/.test(text) || Number(text) < 1 || Number(text) > MAX_DELIVERY_PAGE) {
-    throw new ValidationError(
-      field,
-      `must be a whole number from 1 to ${MAX_DELIVERY_PAGE}, got ${JSON.stringify(value)}`,
-    );
-  }
-  return Number(text);
 }
 
 /** Returns the opaque cursor text of a position: base64url of JSON. */

@@ -15,8 +15,8 @@ import { startDispatchWorker } from '../workers/dispatch/dispatch-worker.js';
 export const ROLES = ['api', 'dispatch', 'delivery', 'dashboard'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** The roles that `all` starts. The API serves the dashboard, so it starts no second server. */
-export const ALL_ROLES: readonly Role[] = ['api', 'dispatch', 'delivery', 'dashboard'];
+/** The roles that `all` starts. */
+export const ALL_ROLES: readonly Role[] = ROLES;
 
 /** An invalid role list; the message names the word and the valid roles. */
 export class RoleError extends Error {}
@@ -89,6 +89,7 @@ export async function startRoles(
     if (has('api')) {
       servers.push(await startApi(config, loggerOf('api'), ops));
     } else if (has('dashboard')) {
+      // With the API in the process, its server serves the dashboard too.
       servers.push(await startDashboard(config, loggerOf('dashboard'), ops));
     }
     if (has('dispatch')) workers.push(startDispatchWorker(config, loggerOf('dispatch')));

@@ -27,7 +27,7 @@ try {
 }
 const migrateFirst = words.includes('all');
 
-await runService(words.includes('all') ? 'all' : roles.join('+'), async (config, logger) => {
+await runService(migrateFirst ? 'all' : roles.join('+'), async (config, logger) => {
   if (migrateFirst) await migrateDatabase(config.databaseUrl);
   return startRoles(roles, config, logger);
 });

@@ -191,12 +191,16 @@ export function producerConnectionOptions(): RedisOptions {
 }
 
 /**
- * Opens a connection with producerConnectionOptions(), a Cluster when
- * REDIS_CLUSTER_NODES is set.
+ * Opens a connection with producerConnectionOptions() and `extra` on top, a
+ * Cluster when REDIS_CLUSTER_NODES is set.
  */
-export function producerConnection(settings: RedisSettings): RedisClient {
+export function producerConnection(
+  settings: RedisSettings,
+  extra: RedisOptions = {},
+): RedisClient {
+  const options = { ...producerConnectionOptions(), ...extra };
   if (settings.redisClusterNodes.length > 0) {
-    const { enableOfflineQueue, retryStrategy, ...nodeOptions } = producerConnectionOptions();
+    const { enableOfflineQueue, retryStrategy, ...nodeOptions } = options;
     return new Cluster(
       clusterNodes(settings),
       clusterOptions(settings.redisUrl, nodeOptions, {
@@ -205,7 +209,7 @@ export function producerConnection(settings: RedisSettings): RedisClient {
       }),
     );
   }
-  return new Redis(settings.redisUrl, producerConnectionOptions());
+  return new Redis(settings.redisUrl, options);
 }
 
 /** Opens the dispatch queue with the key prefix of `settings`. */

@@ -1,4 +1,4 @@
-import { deliveryState } from '../api/contract/deliveries.js';
+import { deliveryState, type DeliveryState } from '../api/contract/deliveries.js';
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../api/contract/fields.js';
 import { defineCommand, stringOption, type GroupSpec } from './command-spec.js';
 
@@ -6,8 +6,6 @@ const RECEIVER_ARGUMENT = { name: 'receiver', description: 'Receiver id (UUID) o
 const DELIVERY_ARGUMENT = { name: 'id', description: 'Delivery id (UUID)' };
 const TIMESTAMP_VALUE = 'TIME';
 const TIMESTAMP_FORMAT = 'an RFC 3339 time with a zone, such as 2026-12-01T00:00:00Z';
-
-type DeliveryState = (typeof deliveryState.options)[number];
 
 const listCommand = defineCommand({
   kind: 'command',

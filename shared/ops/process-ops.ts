@@ -1,4 +1,3 @@
-import { Cluster, Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import { createPool } from '../db/client.js';
@@ -6,9 +5,8 @@ import { runCloseSteps } from '../lifecycle.js';
 import type { Logger } from '../logger.js';
 import {
   allQueues,
-  clusterOptions,
   openQueues,
-  producerConnectionOptions,
+  producerConnection,
   type Queues,
   type RedisClient,
   type RedisSettings,
@@ -46,18 +44,7 @@ export interface ProcessOps {
  * that nothing built on it hangs.
  */
 export function opsRedisConnection(settings: RedisSettings): RedisClient {
-  const options = { ...producerConnectionOptions(), commandTimeout: OPS_COMMAND_TIMEOUT_MS };
-  if (settings.redisClusterNodes.length > 0) {
-    const { enableOfflineQueue, retryStrategy, ...nodeOptions } = options;
-    return new Cluster(
-      settings.redisClusterNodes.map(({ host, port }) => ({ host, port })),
-      clusterOptions(settings.redisUrl, nodeOptions, {
-        enableOfflineQueue,
-        clusterRetryStrategy: retryStrategy,
-      }),
-    );
-  }
-  return new Redis(settings.redisUrl, options);
+  return producerConnection(settings, { commandTimeout: OPS_COMMAND_TIMEOUT_MS });
 }
 
 /**

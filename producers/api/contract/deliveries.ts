@@ -14,6 +14,7 @@ const TIMESTAMP_INPUT_DOC = {
 const receiverReference = z.string().meta({ description: 'Receiver id or name.' });
 
 export const deliveryState = z.enum(['pending', 'delivered', 'failed']);
+export type DeliveryState = z.output<typeof deliveryState>;
 
 export const deliverySummary = delivery
   .omit({ attempt_log: true })

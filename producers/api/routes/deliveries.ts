@@ -16,6 +16,7 @@ import {
   resendDelivery,
   resendEvent,
 } from '../contract/deliveries.js';
+import { DEFAULT_PAGE_LIMIT } from '../contract/fields.js';
 import { implementRoute } from '../contract/server.js';
 
 /** Registers the delivery listing, resends and probes. */
@@ -33,7 +34,7 @@ export function registerDeliveryRoutes(app: FastifyInstance, deps: ApiDependenci
         until: query.until === undefined ? undefined : parseTimestamp(query.until, 'until'),
       },
       {
-        limit: query.limit ?? 100,
+        limit: query.limit ?? DEFAULT_PAGE_LIMIT,
         cursor: query.after === undefined ? undefined : decodeCursor(query.after, 'after'),
       },
     );
