@@ -5,6 +5,7 @@ import {
   deliveryJobOptions,
   type DeliveryQueues,
 } from '../../shared/queues.js';
+import { headOrder, wakeJobId } from '../../shared/ordered-delivery.js';
 import {
   CLAIMED_DELIVERY_COLUMNS,
   toClaimedDelivery,
@@ -39,19 +40,6 @@ const ORDERED_CLAIM_LOCK_CLASS = 0x7768_6b01;
 
 /** How long a head waits before it checks again for undispatched earlier events. */
 export const DISPATCH_WAIT_MS = 500;
-
-/**
- * Returns the ORDER BY list of one receiver's deliveries, table alias
- * `alias`: event time, event id, then the delivery's own time and id. It is
- * the column order of lookup_webhook_pending_deliveries_by_rx_event after
- * rx_id, so a query that orders by it and takes the first row reads one
- * index entry. The head subqueries below spell the ORDER BY out, so that
- * the planner walks the index instead of scanning the receiver's rows for
- * any earlier one.
- */
-export function headOrder(alias: string): string {
-  return `${alias}.event_time_created, ${alias}.event_id, ${alias}.time_created, ${alias}.id`;
-}
 
 /**
  * Reads what decides whether delivery $1 may be claimed, under the
@@ -224,16 +212,17 @@ export class OrderedDelivery {
   /**
    * Adds a job for the head of an ordered receiver after delivery `after`
    * ended or recorded an attempt, unless `after` is still the head, whose
-   * own job retries it. The job id names the delivery before it, because
-   * the head may still have a job running that is about to end as not the
-   * head, and BullMQ ignores an add whose job id exists. A second job for a
-   * delivery is harmless: the lease lets one of them send.
+   * own job retries it. The job id is wakeJobId(head), not the head's own
+   * id, because the head may still have a job running that is about to end
+   * as not the head, and BullMQ ignores an add whose job id exists. The
+   * sweeper checks both ids, so a head whose wake job waits out a retry
+   * delay gets no second job.
    */
   async wakeHead(rxId: string, after: { id: string; attempts: number }): Promise<void> {
     const { rows } = await this.options.pool.query<{ id: string }>(HEAD_SQL, [rxId]);
     const head = rows[0];
     if (head === undefined || head.id === after.id) return;
-    const jobId = `${head.id}.after.${after.id}.${after.attempts}`;
+    const jobId = wakeJobId(head.id);
     await this.options.queues
       .forReceiver(rxId)
       .add(DELIVERY_QUEUE, { deliveryId: head.id }, { ...deliveryJobOptions(head.id), jobId });
@@ -277,3 +266,4 @@ export async function handOn(
     );
   }
 }
+

@@ -1,5 +1,5 @@
 import { Prisma, type PrismaClient } from '../../shared/db/client.js';
-import { headOrder } from '../delivery/ordering.js';
+import { headOrder } from '../../shared/ordered-delivery.js';
 
 /** A delivery to enqueue, with the receiver that picks its shard. */
 export interface OrderedHead {

@@ -7,6 +7,7 @@ import {
   type DeliveryQueues,
   type DispatchJobData,
 } from '../../shared/queues.js';
+import { wakeJobId } from '../../shared/ordered-delivery.js';
 import { enqueueDeliveries, type DeliveryRef } from './dispatch-event.js';
 import { findIdsWithoutLiveJob } from './job-liveness.js';
 import { readOrderedHeads } from './ordered-heads.js';
@@ -114,7 +115,7 @@ export class Sweeper {
       ORDER BY webhook_event.time_created, webhook_event.id
       LIMIT ${this.batchSize}`;
     this.eventCursor = this.nextCursor(rows);
-    const missing = await this.idsWithoutLiveJob(
+    const missing = await findIdsWithoutLiveJob(
       this.options.dispatchQueue,
       rows.map((row) => row.id),
     );
@@ -155,7 +156,10 @@ export class Sweeper {
       this.batchSize,
     );
     // One look-up per shard: on a Redis Cluster a pipeline must stay within
-    // one hash slot, and each shard's queue has its own.
+    // one hash slot, and each shard's queue has its own. An ordered head
+    // also counts as having a job when its wake job is alive, which may be
+    // waiting out the head's retry delay.
+    const headIds = new Set(heads.map((head) => head.id));
     const byQueue = new Map<Queue, DeliveryRef[]>();
     for (const row of [...rows, ...heads]) {
       const queue = this.options.deliveryQueues.forReceiver(row.rx_id);
@@ -166,13 +170,17 @@ export class Sweeper {
     }
     const missing: DeliveryRef[] = [];
     for (const [queue, batch] of byQueue) {
-      const missingIds = new Set(
-        await this.idsWithoutLiveJob(
-          queue,
-          batch.map((delivery) => delivery.id),
+      const jobIds = batch.flatMap((delivery) =>
+        headIds.has(delivery.id) ? [delivery.id, wakeJobId(delivery.id)] : [delivery.id],
+      );
+      const missingIds = new Set(await findIdsWithoutLiveJob(queue, jobIds));
+      missing.push(
+        ...batch.filter(
+          (delivery) =>
+            missingIds.has(delivery.id) &&
+            (!headIds.has(delivery.id) || missingIds.has(wakeJobId(delivery.id))),
         ),
       );
-      missing.push(...batch.filter((delivery) => missingIds.has(delivery.id)));
     }
     await enqueueDeliveries(this.options.deliveryQueues, missing);
     return missing.length;
@@ -182,17 +190,5 @@ export class Sweeper {
   private nextCursor(rows: readonly CursorRow[]): CursorRow | null {
     const last = rows[rows.length - 1];
     return rows.length < this.batchSize || !last ? null : last;
-  }
-
-  /**
-   * Returns the ids whose job is absent, finished, or left in no list (as
-   * keys deleted one at a time can leave it), after removing such leftover
-   * jobs, because adding a job whose id exists does nothing.
-   */
-  private async idsWithoutLiveJob(
-    queue: Queue,
-    ids: readonly string[],
-  ): Promise<string[]> {
-    return findIdsWithoutLiveJob(queue, ids);
   }
 }
