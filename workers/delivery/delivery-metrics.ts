@@ -18,7 +18,7 @@ export class TimedHttpSender extends HttpSender {
     const attributes = {
       'http.request.method': 'POST',
       // The host only: a receiver's path or query may carry a token.
-      'server.address': new URL(endpoint).hostname,
+      'server.address': hostOf(endpoint),
       'webhook.delivery_id': headers['x-webhook-delivery-id'] ?? '',
       'webhook.event_id': headers['x-webhook-event-id'] ?? '',
       'webhook.event_class': headers['x-webhook-event-class'] ?? '',
@@ -62,5 +62,18 @@ export class MeteredDeliveryStore extends DeliveryStore {
   ): Promise<void> {
     await super.finishWithoutAttempt(...args);
     processMetrics().deliveries.inc({ result: 'ended_without_request' });
+  }
+}
+
+/**
+ * Returns the host of an endpoint, or '' when it does not parse, so that the
+ * span never throws where HttpSender.send turns a bad URL into an
+ * unreachable attempt.
+ */
+function hostOf(endpoint: string): string {
+  try {
+    return new URL(endpoint).hostname;
+  } catch {
+    return '';
   }
 }
