@@ -139,7 +139,7 @@ function assertOrdered(value: unknown): boolean {
   return value;
 }
 
-/** A positive whole-number limit, or null for none. */
+/** Returns `value` as a positive whole-number limit, or null for none, and throws a ValidationError naming `field` otherwise. */
 function assertLimit(value: unknown, field: string, max: number): number | null {
   if (value === null) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {

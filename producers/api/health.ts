@@ -3,11 +3,11 @@ import { readinessResponse } from '../../shared/ops/health-server.js';
 import type { ProcessOps } from '../../shared/ops/process-ops.js';
 
 /**
- * Registers the routes that need no token: GET /health (200, or 503 when
- * PostgreSQL or Redis does not respond within a second, with the state of
- * each), GET /livez (200 while the process runs) and GET /metrics (the
- * Prometheus metrics of the process, read from gauges without waiting on
- * Redis).
+ * Registers the routes that need no token. GET /health returns 200, or 503
+ * with the state of each store when PostgreSQL or Redis does not respond
+ * within a second. GET /livez returns 200 while the process runs. GET
+ * /metrics returns the process's Prometheus metrics, read from gauges
+ * without waiting on Redis.
  */
 export function registerHealthRoute(app: FastifyInstance, deps: { ops: ProcessOps }) {
   app.get('/health', async (_request, reply) => {

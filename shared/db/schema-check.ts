@@ -22,7 +22,7 @@ function describeDatabase(databaseUrl: string): string {
 /**
  * Checks that the database of `databaseUrl` exists and has every migration
  * under prisma/migrations applied, so that a process started before
- * `npm run db:migrate` fails at once with the fix instead of answering 500
+ * `npm run db:migrate` fails at once with the fix instead of returning 500
  * to every request. Returns 'unreachable' without throwing when PostgreSQL
  * cannot be reached: the roles start anyway and reconnect, as they do when
  * PostgreSQL goes away later.

@@ -33,7 +33,7 @@ const NUMBERS = [
 ];
 const UNSTORABLE = ['nul\u0000', 'lone \uD800 high', 'lone \uDC00 low'];
 
-/** A small deterministic PRNG (mulberry32), so that a failure can be replayed. */
+/** Returns a small deterministic PRNG (mulberry32), so that a failure can be replayed. */
 function random(seed: number) {
   let state = seed >>> 0;
   const next = () => {
@@ -83,7 +83,7 @@ function randomData(rng: Random): unknown {
   return object;
 }
 
-/** Every path in the data with the value it reaches. */
+/** Lists every path in the data with the value it reaches. */
 function pathsOf(data: unknown, prefix: PathStep[] = [], found: [PathStep[], unknown][] = []) {
   found.push([prefix, data]);
   if (Array.isArray(data)) data.forEach((item, index) => pathsOf(item, [...prefix, index], found));

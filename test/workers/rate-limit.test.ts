@@ -174,25 +174,25 @@ async function startWorkers(fixture: SystemFixture, count: number): Promise<Test
 /** Reads the attemptsMade of every delayed delivery job. */
 async function delayedJobAttempts(fixture: SystemFixture): Promise<number[]> {
   const config = fixture.system.config;
-  const made: number[] = [];
+  const attemptsMade: number[] = [];
   for (const name of deliveryQueueNames(config.deliveryQueueShards)) {
     const queue = new Queue(name, {
       connection: { url: config.redisUrl },
       prefix: queueKeyPrefix(config, name),
     });
     try {
-      for (const job of await queue.getDelayed()) made.push(job.attemptsMade);
+      for (const job of await queue.getDelayed()) attemptsMade.push(job.attemptsMade);
     } finally {
       await queue.close();
     }
   }
-  return made;
+  return attemptsMade;
 }
 
 describe('receiver limits across three processes', () => {
   // Each block has its own database and queue prefix, so a failed test's
   // workers cannot take the next block's jobs.
-  // A long attempt timeout, so that a loaded machine's slow answers are not
+  // A long attempt timeout, so that a loaded machine's slow responses are not
   // timeouts whose retries would add attempts to the counts checked below.
   const fixture = useSystem({
     delivery: false,
