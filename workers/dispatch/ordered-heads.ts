@@ -13,12 +13,15 @@ export interface OrderedHead {
  * enqueues the heads that have no live job. It leaves the other pending
  * deliveries of ordered receivers alone, because their jobs would only end
  * again: the head's worker enqueues the next head when the head ends.
+ * Receivers come in id order after `afterRxId`, so that a caller can walk
+ * past the first `limit` of them over successive runs.
  */
 export async function readOrderedHeads(
   prisma: PrismaClient,
   graceSeconds: number,
   leaseSeconds: number,
   limit: number,
+  afterRxId = '00000000-0000-0000-0000-000000000000',
 ): Promise<OrderedHead[]> {
   // One lateral look-up per ordered receiver, the first entry of
   // lookup_webhook_pending_deliveries_by_rx_event.
@@ -32,10 +35,10 @@ export async function readOrderedHeads(
       ORDER BY ${Prisma.raw(headOrder('d'))}
       LIMIT 1
     ) h
-    WHERE r.ordered
+    WHERE r.ordered AND r.id > ${afterRxId}::uuid
       AND h.time_created < now() - make_interval(secs => ${graceSeconds})
       AND (h.time_leased IS NULL
            OR h.time_leased < now() - make_interval(secs => ${leaseSeconds}))
-    ORDER BY h.rx_id
+    ORDER BY r.id
     LIMIT ${limit}`;
 }

@@ -61,6 +61,8 @@ export class Sweeper {
   private readonly task: PeriodicTask<SweepResult>;
   private eventCursor: CursorRow | null = null;
   private deliveryCursor: CursorRow | null = null;
+  /** The ordered receiver after which the next run reads heads. */
+  private headCursor: string | null = null;
   private readonly batchSize: number;
 
   constructor(private readonly options: SweeperOptions) {
@@ -154,7 +156,12 @@ export class Sweeper {
       graceSeconds,
       leaseSeconds,
       this.batchSize,
+      this.headCursor ?? undefined,
     );
+    // Like the delivery cursor: after a full page the next run goes on from
+    // the last receiver, else it starts again from the first.
+    const lastHead = heads[heads.length - 1];
+    this.headCursor = heads.length < this.batchSize || !lastHead ? null : lastHead.rx_id;
     // One look-up per shard: on a Redis Cluster a pipeline must stay within
     // one hash slot, and each shard's queue has its own. An ordered head
     // also counts as having a job when its wake job is alive, which may be
